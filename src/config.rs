@@ -1,0 +1,373 @@
+//! The relay's configuration, read through a lookup function (the Worker's
+//! `env` in production, a map in tests) and validated as a whole: every
+//! problem is reported, by variable name, never by value.
+
+use crate::secret::SecretString;
+use crate::verify::{SigningSecret, Verifier};
+
+pub const CLERK_WEBHOOK_SECRET: &str = "CLERK_WEBHOOK_SECRET";
+pub const WEBHOOK_QUERY_SECRET: &str = "WEBHOOK_QUERY_SECRET";
+pub const API_SECRET: &str = "API_SECRET";
+pub const API_URL: &str = "API_URL";
+pub const API_SYNC_PATH: &str = "API_SYNC_PATH";
+pub const FORWARD_TIMEOUT_MS: &str = "FORWARD_TIMEOUT_MS";
+pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+pub const ALLOW_UNSIGNED_WEBHOOKS: &str = "ALLOW_UNSIGNED_WEBHOOKS";
+
+/// Secrets, read with `env.secret()`; the rest are plain vars.
+pub const SECRET_VARIABLES: [&str; 3] = [CLERK_WEBHOOK_SECRET, WEBHOOK_QUERY_SECRET, API_SECRET];
+pub const PLAIN_VARIABLES: [&str; 5] = [
+    API_URL,
+    API_SYNC_PATH,
+    FORWARD_TIMEOUT_MS,
+    MAX_BODY_BYTES,
+    ALLOW_UNSIGNED_WEBHOOKS,
+];
+
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8787";
+pub const DEFAULT_API_SYNC_PATH: &str = "/internal/clerk-sync";
+pub const DEFAULT_FORWARD_TIMEOUT_MS: u32 = 8_000;
+/// Svix gives up on an attempt after 15 s; the forward must end well before.
+pub const MAX_FORWARD_TIMEOUT_MS: u32 = 14_000;
+pub const DEFAULT_MAX_BODY_BYTES: u32 = 262_144;
+/// Workers cap request bodies at 100 MB; a webhook never needs more than this.
+pub const MAX_MAX_BODY_BYTES: u32 = 16 * 1024 * 1024;
+
+/// One thing wrong with the configuration: which variable, and what kind of
+/// problem. Safe to log and to show on `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ConfigProblem {
+    pub variable: &'static str,
+    pub problem: &'static str,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub verifier: Verifier,
+    pub query_secret: SecretString,
+    pub api_secret: SecretString,
+    /// `API_URL` (no trailing slash) + `API_SYNC_PATH`.
+    pub forward_url: String,
+    pub forward_timeout_ms: u32,
+    pub max_body_bytes: u32,
+    pub allow_unsigned: bool,
+}
+
+impl Config {
+    /// Reads every variable through `lookup` (empty counts as unset) and
+    /// returns the configuration or every problem found.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let mut problem = |variable, problem| problems.push(ConfigProblem { variable, problem });
+
+        let verifier = match get(CLERK_WEBHOOK_SECRET) {
+            None => {
+                problem(CLERK_WEBHOOK_SECRET, "missing");
+                None
+            }
+            Some(text) => match parse_signing_secrets(&text) {
+                Ok(v) => Some(v),
+                Err(what) => {
+                    problem(CLERK_WEBHOOK_SECRET, what);
+                    None
+                }
+            },
+        };
+        let query_secret = get(WEBHOOK_QUERY_SECRET).map(SecretString::new);
+        if query_secret.is_none() {
+            problem(WEBHOOK_QUERY_SECRET, "missing");
+        }
+        let api_secret = get(API_SECRET).map(SecretString::new);
+        if api_secret.is_none() {
+            problem(API_SECRET, "missing");
+        }
+
+        let api_url = get(API_URL).unwrap_or_else(|| DEFAULT_API_URL.into());
+        let api_url_ok = url::Url::parse(&api_url)
+            .map(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none())
+            .unwrap_or(false);
+        if !api_url_ok {
+            problem(API_URL, "not an http(s) URL without a query");
+        }
+        let sync_path = get(API_SYNC_PATH).unwrap_or_else(|| DEFAULT_API_SYNC_PATH.into());
+        if !sync_path.starts_with('/') || sync_path.contains(['?', '#', ' ']) {
+            problem(API_SYNC_PATH, "must be a path starting with /");
+        }
+
+        let forward_timeout_ms = parse_number(
+            get(FORWARD_TIMEOUT_MS),
+            DEFAULT_FORWARD_TIMEOUT_MS,
+            1..=MAX_FORWARD_TIMEOUT_MS,
+        )
+        .unwrap_or_else(|()| {
+            problem(FORWARD_TIMEOUT_MS, "must be an integer from 1 to 14000");
+            DEFAULT_FORWARD_TIMEOUT_MS
+        });
+        let max_body_bytes = parse_number(
+            get(MAX_BODY_BYTES),
+            DEFAULT_MAX_BODY_BYTES,
+            1..=MAX_MAX_BODY_BYTES,
+        )
+        .unwrap_or_else(|()| {
+            problem(MAX_BODY_BYTES, "must be an integer from 1 to 16777216");
+            DEFAULT_MAX_BODY_BYTES
+        });
+        let allow_unsigned = match get(ALLOW_UNSIGNED_WEBHOOKS).as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                problem(ALLOW_UNSIGNED_WEBHOOKS, "must be true or false");
+                false
+            }
+        };
+
+        match (verifier, query_secret, api_secret) {
+            (Some(verifier), Some(query_secret), Some(api_secret)) if problems.is_empty() => {
+                Ok(Self {
+                    verifier,
+                    query_secret,
+                    api_secret,
+                    forward_url: format!("{}{}", api_url.trim_end_matches('/'), sync_path),
+                    forward_timeout_ms,
+                    max_body_bytes,
+                    allow_unsigned,
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// Step 1 of a delivery: the `?secret=` value, in constant time. The
+    /// parameter must appear exactly once.
+    pub fn check_query_secret(&self, query: Option<&str>) -> bool {
+        let mut values = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "secret")
+            .map(|(_, v)| v);
+        match (values.next(), values.next()) {
+            (Some(value), None) => self.query_secret.matches(&value),
+            _ => false,
+        }
+    }
+}
+
+/// `CLERK_WEBHOOK_SECRET`: one or more `whsec_` secrets separated by spaces
+/// or commas.
+fn parse_signing_secrets(text: &str) -> Result<Verifier, &'static str> {
+    let secrets = text
+        .split([' ', ',', '\n', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(SigningSecret::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| match e {
+            crate::verify::SecretError::MissingPrefix => "an entry does not start with whsec_",
+            crate::verify::SecretError::NotBase64 => "an entry is not canonical base64",
+            crate::verify::SecretError::BadLength => "an entry does not decode to 24-64 bytes",
+        })?;
+    Verifier::new(secrets).ok_or("missing")
+}
+
+fn parse_number(
+    text: Option<String>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ()> {
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SECRET_B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn good() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (CLERK_WEBHOOK_SECRET, SECRET_A),
+            (WEBHOOK_QUERY_SECRET, "q"),
+            (API_SECRET, "a"),
+        ]
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v = good();
+        for (k, val) in extra {
+            v.retain(|(kk, _)| kk != k);
+            v.push((k, val));
+        }
+        v
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+        Config::from_lookup(env(pairs))
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.variable)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_lookup(env(&good())).unwrap();
+        assert_eq!(c.forward_url, "http://127.0.0.1:8787/internal/clerk-sync");
+        assert_eq!(c.forward_timeout_ms, 8000);
+        assert_eq!(c.max_body_bytes, 262_144);
+        assert!(!c.allow_unsigned);
+        assert_eq!(c.verifier.secret_count(), 1);
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let c = Config::from_lookup(env(&with(&[
+            (API_URL, "https://api.example.com/"),
+            (API_SYNC_PATH, "/hooks/clerk"),
+            (FORWARD_TIMEOUT_MS, "2500"),
+            (MAX_BODY_BYTES, "1024"),
+            (ALLOW_UNSIGNED_WEBHOOKS, "true"),
+        ])))
+        .unwrap();
+        assert_eq!(c.forward_url, "https://api.example.com/hooks/clerk");
+        assert_eq!(c.forward_timeout_ms, 2500);
+        assert_eq!(c.max_body_bytes, 1024);
+        assert!(c.allow_unsigned);
+    }
+
+    #[test]
+    fn rotation_lists() {
+        for list in [
+            format!("{SECRET_A} {SECRET_B}"),
+            format!("{SECRET_A},{SECRET_B}"),
+            format!(" {SECRET_A} ,  {SECRET_B}, "),
+        ] {
+            let pairs = [
+                (CLERK_WEBHOOK_SECRET, list.as_str()),
+                (WEBHOOK_QUERY_SECRET, "q"),
+                (API_SECRET, "a"),
+            ];
+            assert_eq!(
+                Config::from_lookup(env(&pairs))
+                    .unwrap()
+                    .verifier
+                    .secret_count(),
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn missing_everything_is_reported_by_name() {
+        let p = Config::from_lookup(env(&[])).unwrap_err();
+        assert_eq!(
+            p,
+            vec![
+                ConfigProblem {
+                    variable: CLERK_WEBHOOK_SECRET,
+                    problem: "missing"
+                },
+                ConfigProblem {
+                    variable: WEBHOOK_QUERY_SECRET,
+                    problem: "missing"
+                },
+                ConfigProblem {
+                    variable: API_SECRET,
+                    problem: "missing"
+                },
+            ]
+        );
+        assert_eq!(problems(&with(&[(API_SECRET, "  ")])), vec![API_SECRET]);
+    }
+
+    #[test]
+    fn malformed_secrets_are_named_without_value() {
+        for bad in [
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_not*base64",
+            "whsec_AAAA",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_oops",
+        ] {
+            let p = Config::from_lookup(env(&with(&[(CLERK_WEBHOOK_SECRET, bad)]))).unwrap_err();
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].variable, CLERK_WEBHOOK_SECRET);
+            assert!(!p[0].problem.contains("MfKQ") && !p[0].problem.contains("oops"));
+        }
+    }
+
+    #[test]
+    fn malformed_plain_vars() {
+        assert_eq!(problems(&with(&[(API_URL, "ftp://x")])), vec![API_URL]);
+        assert_eq!(problems(&with(&[(API_URL, "not a url")])), vec![API_URL]);
+        assert_eq!(
+            problems(&with(&[(API_SYNC_PATH, "internal")])),
+            vec![API_SYNC_PATH]
+        );
+        assert_eq!(
+            problems(&with(&[(FORWARD_TIMEOUT_MS, "15000")])),
+            vec![FORWARD_TIMEOUT_MS]
+        );
+        assert_eq!(
+            problems(&with(&[(FORWARD_TIMEOUT_MS, "0")])),
+            vec![FORWARD_TIMEOUT_MS]
+        );
+        assert_eq!(
+            problems(&with(&[(FORWARD_TIMEOUT_MS, "8s")])),
+            vec![FORWARD_TIMEOUT_MS]
+        );
+        assert_eq!(
+            problems(&with(&[(MAX_BODY_BYTES, "-1")])),
+            vec![MAX_BODY_BYTES]
+        );
+        assert_eq!(
+            problems(&with(&[(ALLOW_UNSIGNED_WEBHOOKS, "yes")])),
+            vec![ALLOW_UNSIGNED_WEBHOOKS]
+        );
+        assert_eq!(
+            problems(&with(&[(FORWARD_TIMEOUT_MS, "x"), (API_SECRET, "")])),
+            vec![API_SECRET, FORWARD_TIMEOUT_MS]
+        );
+    }
+
+    #[test]
+    fn query_secret_must_appear_once_and_match() {
+        let c = Config::from_lookup(env(&with(&[(WEBHOOK_QUERY_SECRET, "s3cret value")]))).unwrap();
+        assert!(c.check_query_secret(Some("secret=s3cret%20value")));
+        assert!(c.check_query_secret(Some("x=1&secret=s3cret+value")));
+        assert!(!c.check_query_secret(Some("secret=s3cret")));
+        assert!(!c.check_query_secret(Some("secret=s3cret%20value&secret=s3cret%20value")));
+        assert!(!c.check_query_secret(Some("Secret=s3cret%20value")));
+        assert!(!c.check_query_secret(None));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Config::from_lookup(env(&with(&[
+            (WEBHOOK_QUERY_SECRET, "qqq-secret"),
+            (API_SECRET, "aaa-secret"),
+        ])))
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("qqq-secret") && !dbg.contains("aaa-secret") && !dbg.contains("MfKQ")
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! Clerk's webhook events: a thin envelope parsed first (`type`, raw `data`,
+//! `timestamp`), then `data` parsed by type, then mapped to a [`Command`].
+//!
+//! Parsing is lenient where Clerk varies (unknown fields ignored, optional
+//! fields absent or null) and strict where the command needs a value
+//! (`data.id` must be a string). Other event types are not errors: they are
+//! acknowledged and ignored, whatever their `data` holds.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::command::{Command, Provenance, UserRecord};
+use crate::time_fmt::{envelope_timestamp_to_millis, format_millis};
+use crate::verify::VerifiedDelivery;
+
+pub const USER_CREATED: &str = "user.created";
+pub const USER_UPDATED: &str = "user.updated";
+pub const USER_DELETED: &str = "user.deleted";
+
+/// Why a verified body could not become a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not UTF-8 JSON at all.
+    #[error("body is not JSON")]
+    InvalidJson,
+    /// JSON, but not the shape of a Clerk event.
+    #[error("{0}")]
+    InvalidPayload(&'static str),
+}
+
+/// The envelope: just enough to dispatch.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    pub event_type: String,
+    data: Option<&'a RawValue>,
+    /// Unix milliseconds, when the envelope had a usable integer timestamp.
+    pub timestamp_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+}
+
+/// Parses the envelope of a verified body.
+pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, EventError> {
+    let raw: RawEnvelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            EventError::InvalidPayload("body is not a Clerk event (an object with a string type)")
+        } else {
+            EventError::InvalidJson
+        }
+    })?;
+    let timestamp_ms = raw
+        .timestamp
+        .and_then(|t| serde_json::from_str::<i64>(t.get()).ok())
+        .and_then(envelope_timestamp_to_millis);
+    Ok(Envelope {
+        event_type: raw.event_type,
+        data: raw.data,
+        timestamp_ms,
+    })
+}
+
+/// A Clerk user, as much of it as the command needs.
+#[derive(Debug, Deserialize)]
+pub struct ClerkUser {
+    pub id: String,
+    #[serde(default)]
+    pub email_addresses: Option<Vec<EmailAddress>>,
+    #[serde(default)]
+    pub primary_email_address_id: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub image_url: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+    #[serde(default)]
+    pub updated_at: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailAddress {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub email_address: Option<String>,
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Verification {
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `user.deleted` data: `{"deleted":true,"id":…,"object":"user"}` and maybe `external_id`.
+#[derive(Debug, Deserialize)]
+pub struct DeletedUser {
+    pub id: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// A Clerk event, dispatched on `type`.
+#[derive(Debug)]
+pub enum ClerkEvent {
+    /// `user.created` or `user.updated`.
+    UserUpserted {
+        event_type: &'static str,
+        user: ClerkUser,
+    },
+    UserDeleted(DeletedUser),
+    /// Any other type: acknowledged, not forwarded.
+    Other {
+        event_type: String,
+    },
+}
+
+impl ClerkEvent {
+    /// Dispatches on the envelope's type and parses `data` for user events.
+    pub fn from_envelope(envelope: &Envelope<'_>) -> Result<Self, EventError> {
+        let data = || {
+            envelope
+                .data
+                .ok_or(EventError::InvalidPayload("user event without data"))
+        };
+        let invalid = |_| EventError::InvalidPayload("user event data needs a string id");
+        Ok(match envelope.event_type.as_str() {
+            t @ (USER_CREATED | USER_UPDATED) => ClerkEvent::UserUpserted {
+                event_type: if t == USER_CREATED {
+                    USER_CREATED
+                } else {
+                    USER_UPDATED
+                },
+                user: serde_json::from_str(data()?.get()).map_err(invalid)?,
+            },
+            USER_DELETED => {
+                ClerkEvent::UserDeleted(serde_json::from_str(data()?.get()).map_err(invalid)?)
+            }
+            other => ClerkEvent::Other {
+                event_type: other.to_owned(),
+            },
+        })
+    }
+}
+
+/// What the relay does with a verified delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapped {
+    Forward(Command),
+    Ignored { event_type: String },
+}
+
+/// Parses a verified body and maps it to a command. `now_ms` is the relay's
+/// clock (Unix milliseconds): `received_at`, and `occurred_at` when neither
+/// the envelope nor the signature carries a time.
+pub fn map_event(
+    body: &[u8],
+    delivery: &VerifiedDelivery,
+    now_ms: i64,
+) -> Result<Mapped, EventError> {
+    let envelope = parse_envelope(body)?;
+    let event = ClerkEvent::from_envelope(&envelope)?;
+    let bad_time = EventError::InvalidPayload("a timestamp is out of range");
+    let occurred_ms = envelope
+        .timestamp_ms
+        .or_else(|| {
+            delivery
+                .signed_at()
+                .and_then(|s| i64::try_from(s).ok()?.checked_mul(1000))
+        })
+        .unwrap_or(now_ms);
+    let provenance = |event_type: &str| -> Result<Provenance, EventError> {
+        Ok(Provenance {
+            operation_id: delivery.operation_id().to_owned(),
+            event_type: event_type.to_owned(),
+            occurred_at: format_millis(occurred_ms).ok_or(bad_time)?,
+            received_at: format_millis(now_ms).ok_or(bad_time)?,
+        })
+    };
+    Ok(match event {
+        ClerkEvent::UserUpserted { event_type, user } => {
+            let p = provenance(event_type)?;
+            let id = user.id.clone();
+            Mapped::Forward(Command::upsert(p, id, user_record(user)?))
+        }
+        ClerkEvent::UserDeleted(d) => Mapped::Forward(Command::delete(
+            provenance(USER_DELETED)?,
+            d.id,
+            d.external_id,
+        )),
+        ClerkEvent::Other { event_type } => Mapped::Ignored { event_type },
+    })
+}
+
+fn user_record(user: ClerkUser) -> Result<UserRecord, EventError> {
+    let time = |ms: Option<i64>| -> Result<Option<String>, EventError> {
+        ms.map(|ms| {
+            format_millis(ms).ok_or(EventError::InvalidPayload("a timestamp is out of range"))
+        })
+        .transpose()
+    };
+    let primary = primary_email(&user);
+    Ok(UserRecord {
+        email: primary.and_then(|e| e.email_address.clone()),
+        email_verified: primary
+            .and_then(|e| e.verification.as_ref())
+            .and_then(|v| v.status.as_deref())
+            == Some("verified"),
+        created_at: time(user.created_at)?,
+        updated_at: time(user.updated_at)?,
+        first_name: user.first_name,
+        last_name: user.last_name,
+        username: user.username,
+        image_url: user.image_url,
+        external_id: user.external_id,
+    })
+}
+
+/// The address whose id is `primary_email_address_id`; with no primary id,
+/// the first address; with a primary id that is not in the list, none.
+fn primary_email(user: &ClerkUser) -> Option<&EmailAddress> {
+    let addresses = user.email_addresses.as_deref().unwrap_or_default();
+    match user.primary_email_address_id.as_deref() {
+        Some(primary) => addresses.iter().find(|a| a.id.as_deref() == Some(primary)),
+        None => addresses.first(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Verifier;
+
+    fn map(body: &str) -> Result<Mapped, EventError> {
+        map_event(
+            body.as_bytes(),
+            &Verifier::accept_unsigned(body.as_bytes()),
+            1_764_331_200_123,
+        )
+    }
+
+    fn upsert(body: &str) -> UserRecord {
+        match map(body).unwrap() {
+            Mapped::Forward(c) => c.user.unwrap(),
+            other => panic!("expected a command, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn primary_email_rules() {
+        let with_primary = r#"{"type":"user.created","data":{"id":"u","primary_email_address_id":"b",
+            "email_addresses":[{"id":"a","email_address":"a@x"},{"id":"b","email_address":"b@x","verification":{"status":"verified"}}]}}"#;
+        let u = upsert(with_primary);
+        assert_eq!(u.email.as_deref(), Some("b@x"));
+        assert!(u.email_verified);
+
+        let primary_missing = r#"{"type":"user.created","data":{"id":"u","primary_email_address_id":"zz",
+            "email_addresses":[{"id":"a","email_address":"a@x"}]}}"#;
+        assert_eq!(upsert(primary_missing).email, None);
+
+        let no_primary = r#"{"type":"user.created","data":{"id":"u","primary_email_address_id":null,
+            "email_addresses":[{"id":"a","email_address":"a@x","verification":{"status":"unverified"}},{"id":"b","email_address":"b@x"}]}}"#;
+        let u = upsert(no_primary);
+        assert_eq!(u.email.as_deref(), Some("a@x"));
+        assert!(!u.email_verified);
+
+        let none = r#"{"type":"user.updated","data":{"id":"u","email_addresses":null}}"#;
+        assert_eq!(upsert(none).email, None);
+    }
+
+    #[test]
+    fn other_types_are_ignored_whatever_their_data() {
+        for body in [
+            r#"{"type":"session.created","data":{"id":5}}"#,
+            r#"{"type":"organization.created"}"#,
+            r#"{"type":"email.created","data":[1,2]}"#,
+        ] {
+            assert!(matches!(map(body), Ok(Mapped::Ignored { .. })), "{body}");
+        }
+    }
+
+    #[test]
+    fn user_events_need_a_string_id() {
+        for body in [
+            r#"{"type":"user.created","data":{}}"#,
+            r#"{"type":"user.created","data":{"id":5}}"#,
+            r#"{"type":"user.updated","data":{"id":null}}"#,
+            r#"{"type":"user.deleted","data":{"deleted":true}}"#,
+            r#"{"type":"user.created"}"#,
+            r#"{"type":"user.created","data":null}"#,
+            r#"{"type":"user.created","data":"user_1"}"#,
+        ] {
+            assert!(
+                matches!(map(body), Err(EventError::InvalidPayload(_))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_errors_are_classified() {
+        assert_eq!(map("").unwrap_err(), EventError::InvalidJson);
+        assert_eq!(map("{").unwrap_err(), EventError::InvalidJson);
+        assert_eq!(map("not json").unwrap_err(), EventError::InvalidJson);
+        let invalid_utf8 = b"{\"type\":\"user.created\",\"data\":{\"id\":\"\xff\"}}";
+        assert_eq!(
+            map_event(invalid_utf8, &Verifier::accept_unsigned(invalid_utf8), 0).unwrap_err(),
+            EventError::InvalidJson
+        );
+        for not_event in [
+            "[]",
+            "42",
+            "\"user.created\"",
+            r#"{"type":7}"#,
+            r#"{"data":{}}"#,
+            "null",
+        ] {
+            assert!(
+                matches!(map(not_event), Err(EventError::InvalidPayload(_))),
+                "{not_event}"
+            );
+        }
+    }
+
+    #[test]
+    fn occurred_at_falls_back_to_the_relay_clock() {
+        match map(r#"{"type":"user.deleted","data":{"id":"u"}}"#).unwrap() {
+            Mapped::Forward(c) => {
+                assert_eq!(c.occurred_at, "2025-11-28T12:00:00.123Z");
+                assert_eq!(c.received_at, "2025-11-28T12:00:00.123Z");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_typed_timestamp_is_ignored_but_out_of_range_user_time_is_rejected() {
+        assert!(map(r#"{"type":"user.deleted","timestamp":"soon","data":{"id":"u"}}"#).is_ok());
+        assert!(matches!(
+            map(r#"{"type":"user.created","data":{"id":"u","updated_at":9223372036854775807}}"#),
+            Err(EventError::InvalidPayload(_))
+        ));
+    }
+}

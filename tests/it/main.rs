@@ -1,0 +1,6 @@
+//! One integration-test binary. Native modules run with plain `cargo test`;
+//! the ones marked `#[ignore]` need the built Worker and workerd, and run via
+//! `scripts/test.sh` (`cargo test -- --include-ignored`).
+
+mod fixtures;
+mod svix_reference;
