@@ -2,5 +2,7 @@
 //! the ones marked `#[ignore]` need the built Worker and workerd, and run via
 //! `scripts/test.sh` (`cargo test -- --include-ignored`).
 
+mod e2e;
 mod fixtures;
+mod harness;
 mod svix_reference;
