@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`, which `.ci/run` calls): installs what
+# is missing, checks formatting and lints, runs the native tests, builds the
+# Worker bundles, enforces the size budget, and runs the end-to-end suites in
+# workerd. Every step must pass; the first failure stops the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/tools.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+ensure_tools
+
+step "format and lints (native and wasm32)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+
+step "build the relay bundle (wrangler deploy --dry-run)"
+npx wrangler deploy --dry-run --outdir dist 2>&1 | tee target/relay-dry-run.log | grep -E "Total Upload|error" || true
+grep -q "Total Upload" target/relay-dry-run.log || { echo "relay build failed"; cat target/relay-dry-run.log; exit 1; }
+
+step "tests: native and end to end (workerd)"
+cargo test --workspace -- --include-ignored
