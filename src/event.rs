@@ -160,6 +160,7 @@ impl ClerkEvent {
 
 /// What the relay does with a verified delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built once per request and moved, never stored in bulk
 pub enum Mapped {
     Forward(Command),
     Ignored { event_type: String },

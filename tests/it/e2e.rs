@@ -104,7 +104,8 @@ fn failed_checks_are_not_forwarded() {
     let good = svix_headers("msg_checks", &body);
     let url = |q: &str| format!("{}/webhook{q}", relay.base_url);
 
-    let cases: Vec<(String, Vec<(String, String)>, Vec<u8>, u16, &str)> = vec![
+    type Case = (String, Vec<(String, String)>, Vec<u8>, u16, &'static str);
+    let cases: Vec<Case> = vec![
         (
             url("?secret=wrong"),
             good.clone(),
