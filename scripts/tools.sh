@@ -11,6 +11,8 @@
 WORKER_BUILD_VERSION=0.8.7
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
+# No telemetry calls from wrangler: the machines here reach only package registries.
+export WRANGLER_SEND_METRICS=false
 
 ensure_tools() {
   local lock_dir="${TMPDIR:-/tmp}/clerk-sync-tools.lock"
@@ -22,6 +24,13 @@ ensure_tools() {
     echo "tools: adding the wasm32-unknown-unknown target" >&2
     rustup target add wasm32-unknown-unknown >&2
   fi
+
+  local component
+  for component in clippy rustfmt; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      rustup component add "$component" >&2
+    fi
+  done
 
   if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
     echo "tools: installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)" >&2
