@@ -32,7 +32,7 @@ ensure_tools() {
     fi
   done
 
-  if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+  if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
     echo "tools: installing worker-build $WORKER_BUILD_VERSION (a few minutes, once)" >&2
     cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked >&2
   fi
