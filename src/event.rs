@@ -139,7 +139,7 @@ impl ClerkEvent {
                 .ok_or(EventError::InvalidPayload("user event without data"))
         };
         let invalid = |_| EventError::InvalidPayload("user event data needs a string id");
-        Ok(match envelope.event_type.as_str() {
+        let event = match envelope.event_type.as_str() {
             t @ (USER_CREATED | USER_UPDATED) => ClerkEvent::UserUpserted {
                 event_type: if t == USER_CREATED {
                     USER_CREATED
@@ -154,7 +154,22 @@ impl ClerkEvent {
             other => ClerkEvent::Other {
                 event_type: other.to_owned(),
             },
-        })
+        };
+        // An empty id is a command the main API must reject (found by fuzzing).
+        match &event {
+            ClerkEvent::UserUpserted {
+                user: ClerkUser { id, .. },
+                ..
+            }
+            | ClerkEvent::UserDeleted(DeletedUser { id, .. })
+                if id.is_empty() =>
+            {
+                Err(EventError::InvalidPayload(
+                    "user event data needs a non-empty id",
+                ))
+            }
+            _ => Ok(event),
+        }
     }
 }
 
@@ -305,6 +320,8 @@ mod tests {
             r#"{"type":"user.created"}"#,
             r#"{"type":"user.created","data":null}"#,
             r#"{"type":"user.created","data":"user_1"}"#,
+            r#"{"type":"user.created","data":{"id":""}}"#, // found by fuzzing
+            r#"{"type":"user.deleted","data":{"id":""}}"#,
         ] {
             assert!(
                 matches!(map(body), Err(EventError::InvalidPayload(_))),
