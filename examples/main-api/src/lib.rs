@@ -1,0 +1,28 @@
+//! A reference main API for clerk-sync: the receiving side of the sync
+//! command contract, as a Cloudflare Worker on D1.
+//!
+//! ```text
+//! relay ─▶ POST /internal/clerk-sync   Authorization: Bearer API_SECRET
+//!   1. route + bearer       (service::admit)          404 / 405 / 401 / 500 misconfigured
+//!   2. body → ValidCommand  (request::parse_command)  413 / 400 invalid_command   + audit 'rejected'
+//!   3. one D1 batch         (plan::apply)             200 applied | stale | ignored_deleted
+//!   4. if it failed         (plan::after_failure)     409 already_applied         + audit 'duplicate'
+//!                                                     422 cannot_apply / 500      + row 'failed', audit
+//! GET /internal/users/:clerk_id   the row, its sync columns, deleted or not
+//! GET /internal/sync/status       counts by sync_status, latest failures, last applied operation
+//! ```
+//!
+//! The command types are the relay's own (`clerk_sync::command`), linked
+//! without the relay's `#[event(fetch)]`. Everything but the I/O is pure Rust
+//! tested natively, the SQL included (against SQLite with the same
+//! migrations); `glue` is the only module that knows the `worker` crate.
+
+pub mod error;
+pub mod log;
+pub mod plan;
+pub mod request;
+pub mod service;
+pub mod view;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

@@ -1,0 +1,371 @@
+//! The request path before the database: routing, the bearer check, and the
+//! body parsed and validated into a [`ValidCommand`], the only form the SQL
+//! planner accepts.
+
+use clerk_sync::command::{Command, CommandKind, ContractError, CONTRACT_VERSION};
+use clerk_sync::secret::SecretString;
+
+use crate::error::{ApiError, InvalidCommand};
+
+pub const SYNC_PATH: &str = "/internal/clerk-sync";
+pub const USERS_PREFIX: &str = "/internal/users/";
+pub const STATUS_PATH: &str = "/internal/sync/status";
+pub const HEALTH_PATH: &str = "/health";
+
+/// A command is a few hundred bytes; this leaves room for long names and URLs.
+pub const MAX_BODY_BYTES: usize = 65_536;
+/// Longest accepted Clerk id (the contract bounds the operation id the same way).
+pub const MAX_CLERK_ID_LEN: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `POST /internal/clerk-sync`
+    Sync,
+    /// `GET /internal/users/:clerk_id`
+    User(&'a str),
+    /// `GET /internal/sync/status`
+    Status,
+    /// `GET /health`, the only route without the bearer.
+    Health,
+}
+
+impl Route<'_> {
+    /// The route's name for the log line (never the Clerk id in the path).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sync => SYNC_PATH,
+            Self::User(_) => "/internal/users/:clerk_id",
+            Self::Status => STATUS_PATH,
+            Self::Health => HEALTH_PATH,
+        }
+    }
+}
+
+pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let read = matches!(method, "GET" | "HEAD");
+    let (route, allowed) = match path {
+        SYNC_PATH => (Route::Sync, method == "POST"),
+        STATUS_PATH => (Route::Status, read),
+        HEALTH_PATH => (Route::Health, read),
+        _ => match path.strip_prefix(USERS_PREFIX) {
+            Some(id) if !id.is_empty() && id.len() <= MAX_CLERK_ID_LEN && !id.contains('/') => {
+                (Route::User(id), read)
+            }
+            _ => return Err(ApiError::NotFound),
+        },
+    };
+    if allowed {
+        Ok(route)
+    } else {
+        Err(ApiError::MethodNotAllowed)
+    }
+}
+
+/// The `Allow` header of a 405.
+pub fn allowed_methods(path: &str) -> &'static str {
+    if path == SYNC_PATH {
+        "POST"
+    } else {
+        "GET, HEAD"
+    }
+}
+
+/// `Authorization: Bearer <API_SECRET>`, compared in constant time. No
+/// configured secret is a misconfiguration, never an open door.
+pub fn authorize(secret: Option<&SecretString>, header: Option<&str>) -> Result<(), ApiError> {
+    let secret = secret.ok_or(ApiError::Misconfigured)?;
+    let token = header
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+        .ok_or(ApiError::Unauthorized)?;
+    if secret.matches(token) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// A command that met the contract and whose times are all in the contract's
+/// format, so they compare correctly as text in SQL. Only
+/// [`parse_command`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidCommand(Command);
+
+impl ValidCommand {
+    pub fn command(&self) -> &Command {
+        &self.0
+    }
+
+    pub fn kind(&self) -> CommandKind {
+        self.0.command
+    }
+
+    /// The version an upsert carries: Clerk's `updated_at`, else when the
+    /// event occurred. Newer-or-equal wins.
+    pub fn version(&self) -> &str {
+        self.0
+            .user
+            .as_ref()
+            .and_then(|u| u.updated_at.as_deref())
+            .unwrap_or(&self.0.occurred_at)
+    }
+
+    /// The email to link a pending row by: only a verified one, so nobody
+    /// claims an application account by signing up with its address.
+    pub fn verified_email(&self) -> Option<&str> {
+        let user = self.0.user.as_ref()?;
+        user.email.as_deref().filter(|_| user.email_verified)
+    }
+
+    /// The application's own id for the user, as Clerk's `external_id`.
+    pub fn external_id(&self) -> Option<&str> {
+        match &self.0.user {
+            Some(u) => u.external_id.as_deref(),
+            None => self.0.external_id.as_deref(),
+        }
+    }
+}
+
+/// Parses and validates a body: contract version first (so a newer relay gets
+/// a precise error), then the shape, the contract rules, and the times.
+pub fn parse_command(body: &[u8]) -> Result<ValidCommand, InvalidCommand> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned =
+        serde_json::from_slice(body).map_err(|_| InvalidCommand::NotACommand)?;
+    if versioned.version != CONTRACT_VERSION {
+        return Err(ContractError::Version.into());
+    }
+    let command: Command = serde_json::from_slice(body).map_err(|_| InvalidCommand::NotACommand)?;
+    command.validate()?;
+    if command.clerk_id.len() > MAX_CLERK_ID_LEN {
+        return Err(InvalidCommand::TooLong("clerk_id"));
+    }
+    let user = command.user.as_ref();
+    let times = [
+        ("occurred_at", Some(command.occurred_at.as_str())),
+        ("received_at", Some(command.received_at.as_str())),
+        ("user.created_at", user.and_then(|u| u.created_at.as_deref())),
+        ("user.updated_at", user.and_then(|u| u.updated_at.as_deref())),
+    ];
+    for (name, value) in times {
+        if value.is_some_and(|v| !is_contract_time(v)) {
+            return Err(InvalidCommand::Timestamp(name));
+        }
+    }
+    Ok(ValidCommand(command))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: the one format whose text order is time order.
+pub fn is_contract_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(99);
+    b.len() == 24
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z'
+        && (1..=12).contains(&num(5..7))
+        && (1..=31).contains(&num(8..10))
+        && num(11..13) <= 23
+        && num(14..16) <= 59
+        && num(17..19) <= 60
+}
+
+/// What can be told about a rejected body, for its audit row: the contract's
+/// identifying fields when they are strings, shortened; never the user data.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Salvaged {
+    pub operation_id: Option<String>,
+    pub command: Option<String>,
+    pub event_type: Option<String>,
+    pub clerk_id: Option<String>,
+}
+
+pub fn salvage(body: &[u8]) -> Salvaged {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+        return Salvaged::default();
+    };
+    let field = |name: &str| {
+        map.get(name)
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(MAX_CLERK_ID_LEN).collect())
+    };
+    Salvaged {
+        operation_id: field("operation_id"),
+        command: field("command"),
+        event_type: field("event_type"),
+        clerk_id: field("clerk_id"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn upsert() -> serde_json::Value {
+        json!({
+            "version": 1, "command": "upsert_user", "operation_id": "msg_1",
+            "event_type": "user.created", "occurred_at": "2024-01-05T04:46:40.000Z",
+            "received_at": "2024-01-05T04:46:41.000Z", "clerk_id": "user_1",
+            "user": {"email": "a@example.com", "email_verified": true, "first_name": "A",
+                     "last_name": null, "username": null, "image_url": null,
+                     "external_id": "42", "created_at": "2024-01-05T04:46:40.000Z",
+                     "updated_at": "2024-01-05T04:46:40.500Z"}
+        })
+    }
+
+    fn parse(v: &serde_json::Value) -> Result<ValidCommand, InvalidCommand> {
+        parse_command(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("POST", SYNC_PATH), Ok(Route::Sync));
+        assert_eq!(route("GET", SYNC_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(
+            route("GET", "/internal/users/user_1"),
+            Ok(Route::User("user_1"))
+        );
+        assert_eq!(route("GET", "/internal/users/"), Err(ApiError::NotFound));
+        assert_eq!(route("GET", "/internal/users/a/b"), Err(ApiError::NotFound));
+        assert_eq!(
+            route("POST", "/internal/users/u"),
+            Err(ApiError::MethodNotAllowed)
+        );
+        assert_eq!(route("GET", STATUS_PATH), Ok(Route::Status));
+        assert_eq!(route("HEAD", HEALTH_PATH), Ok(Route::Health));
+        assert_eq!(route("POST", "/"), Err(ApiError::NotFound));
+        assert_eq!(Route::User("user_secretish").name(), "/internal/users/:clerk_id");
+    }
+
+    #[test]
+    fn bearer_is_required_and_compared() {
+        let s = SecretString::new("test-api-secret");
+        assert_eq!(authorize(Some(&s), Some("Bearer test-api-secret")), Ok(()));
+        assert_eq!(authorize(Some(&s), Some("bearer test-api-secret")), Ok(()));
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("Basic test-api-secret"),
+            Some("Bearer test-api-secreT"),
+            Some("Bearer  test-api-secret"),
+            Some("test-api-secret"),
+        ] {
+            assert_eq!(authorize(Some(&s), bad), Err(ApiError::Unauthorized), "{bad:?}");
+        }
+        assert_eq!(
+            authorize(None, Some("Bearer anything")),
+            Err(ApiError::Misconfigured)
+        );
+    }
+
+    #[test]
+    fn a_contract_command_parses() {
+        let c = parse(&upsert()).unwrap();
+        assert_eq!(c.kind(), CommandKind::UpsertUser);
+        assert_eq!(c.version(), "2024-01-05T04:46:40.500Z");
+        assert_eq!(c.verified_email(), Some("a@example.com"));
+        assert_eq!(c.external_id(), Some("42"));
+    }
+
+    #[test]
+    fn version_falls_back_to_occurred_at_and_unverified_email_does_not_link() {
+        let mut v = upsert();
+        v["user"]["updated_at"] = json!(null);
+        v["user"]["email_verified"] = json!(false);
+        let c = parse(&v).unwrap();
+        assert_eq!(c.version(), "2024-01-05T04:46:40.000Z");
+        assert_eq!(c.verified_email(), None);
+    }
+
+    #[test]
+    fn every_rule_rejects() {
+        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, InvalidCommand)> = vec![
+            (Box::new(|v| v["version"] = json!(2)), ContractError::Version.into()),
+            (Box::new(|v| v["command"] = json!("drop_table")), InvalidCommand::NotACommand),
+            (Box::new(|v| v["user"] = json!(null)), ContractError::UpsertWithoutUser.into()),
+            (Box::new(|v| v["operation_id"] = json!("")), ContractError::OperationId.into()),
+            (Box::new(|v| v["clerk_id"] = json!("")), ContractError::ClerkId.into()),
+            (
+                Box::new(|v| v["clerk_id"] = json!("u".repeat(257))),
+                InvalidCommand::TooLong("clerk_id"),
+            ),
+            (
+                Box::new(|v| v["occurred_at"] = json!("2024-01-05T04:46:40Z")),
+                InvalidCommand::Timestamp("occurred_at"),
+            ),
+            (
+                Box::new(|v| v["received_at"] = json!("2024-01-05 04:46:40.000Z")),
+                InvalidCommand::Timestamp("received_at"),
+            ),
+            (
+                Box::new(|v| v["user"]["updated_at"] = json!("2024-01-05T04:46:40.000+00:00")),
+                InvalidCommand::Timestamp("user.updated_at"),
+            ),
+            (
+                Box::new(|v| v["user"]["created_at"] = json!(1704430000000_u64)),
+                InvalidCommand::NotACommand,
+            ),
+        ];
+        for (n, (change, expected)) in cases.into_iter().enumerate() {
+            let mut v = upsert();
+            change(&mut v);
+            assert_eq!(parse(&v), Err(expected), "case {n}");
+        }
+        assert_eq!(parse_command(b"not json"), Err(InvalidCommand::NotACommand));
+        assert_eq!(parse_command(b"{}"), Err(InvalidCommand::NotACommand));
+    }
+
+    #[test]
+    fn contract_times() {
+        assert!(is_contract_time("2024-01-05T04:46:40.000Z"));
+        assert!(is_contract_time("0000-12-31T23:59:59.999Z"));
+        for bad in [
+            "",
+            "2024-01-05T04:46:40.00Z",
+            "2024-01-05T04:46:40.0000Z",
+            "2024-13-05T04:46:40.000Z",
+            "2024-01-05T24:46:40.000Z",
+            "2024-01-05t04:46:40.000Z",
+            "2024-01-05T04:46:40.000z",
+            "+024-01-05T04:46:40.000Z",
+            "2024-01-05T04:46:40.000\u{0}",
+            "２024-01-05T04:46:40.000Z",
+        ] {
+            assert!(!is_contract_time(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn salvage_keeps_identifiers_only() {
+        let mut v = upsert();
+        v["version"] = json!(9);
+        let s = salvage(v.to_string().as_bytes());
+        assert_eq!(s.operation_id.as_deref(), Some("msg_1"));
+        assert_eq!(s.clerk_id.as_deref(), Some("user_1"));
+        assert_eq!(s.command.as_deref(), Some("upsert_user"));
+        assert_eq!(salvage(b"[1,2]"), Salvaged::default());
+        let long = json!({"clerk_id": "x".repeat(1000), "operation_id": 5});
+        let s = salvage(long.to_string().as_bytes());
+        assert_eq!(s.clerk_id.unwrap().len(), MAX_CLERK_ID_LEN);
+        assert_eq!(s.operation_id, None);
+    }
+}

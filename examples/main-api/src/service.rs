@@ -1,0 +1,101 @@
+//! The handlers, written once against a [`Database`] that runs batches: D1
+//! in the Worker (`glue`), SQLite in the native tests. Everything between
+//! reading the request and writing the answer happens here; the glue only
+//! does the I/O.
+
+use clerk_sync::secret::SecretString;
+use clerk_sync::time_fmt::format_millis;
+use serde_json::Value as Json;
+
+use crate::error::{classify_db_error, ApiError};
+use crate::log::RequestLog;
+use crate::plan::{self, Batch};
+use crate::request::{authorize, parse_command, route, salvage, Route, Salvaged};
+use crate::view::{first_row, outcome_of, status_body, Reply};
+
+/// Runs a [`Batch`] as one transaction.
+// Workers are single-threaded: the futures need no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait Database {
+    /// Each statement's rows (objects keyed by column name), or the
+    /// database's error text; on an error nothing of the batch is kept.
+    async fn batch(&self, batch: &Batch) -> Result<Vec<Vec<Json>>, String>;
+}
+
+/// Routing and the bearer check, before any byte of the body is read.
+/// `/health` is the only route open without the bearer.
+pub fn admit<'a>(
+    method: &str,
+    path: &'a str,
+    secret: Option<&SecretString>,
+    authorization: Option<&str>,
+) -> Result<Route<'a>, ApiError> {
+    let route = route(method, path)?;
+    if route != Route::Health {
+        authorize(secret, authorization)?;
+    }
+    Ok(route)
+}
+
+/// `POST /internal/clerk-sync`. `body` is what the glue read (or why it
+/// could not); `now_ms` is the Worker's clock in Unix milliseconds.
+pub async fn sync<D: Database>(
+    db: &D,
+    body: Result<&[u8], ApiError>,
+    now_ms: i64,
+    log: &mut RequestLog,
+) -> Result<Reply, ApiError> {
+    let now = format_millis(now_ms).ok_or(ApiError::Database)?;
+    let parsed = match body {
+        Ok(bytes) => parse_command(bytes).map_err(|e| (ApiError::from(e), salvage(bytes))),
+        Err(e) => Err((e, Salvaged::default())),
+    };
+    let command = match parsed {
+        Ok(c) => c,
+        Err((e, salvaged)) => {
+            log.operation_id.clone_from(&salvaged.operation_id);
+            log.clerk_id.clone_from(&salvaged.clerk_id);
+            let record = plan::record_rejection(&salvaged, &now, &e.to_string());
+            if db.batch(&record).await.is_err() {
+                log.audit_failed = true;
+            }
+            return Err(e);
+        }
+    };
+    log.command(&command);
+    match db.batch(&plan::apply(&command, &now)).await {
+        Ok(results) => {
+            let outcome = outcome_of(&results)?;
+            log.outcome = Some(outcome.as_str());
+            Ok(Reply::applied(&command, outcome))
+        }
+        Err(text) => {
+            let (error, record) = plan::after_failure(&command, &now, &classify_db_error(&text));
+            if db.batch(&record).await.is_err() {
+                log.audit_failed = true;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// `GET /internal/users/:clerk_id`.
+pub async fn user<D: Database>(db: &D, clerk_id: &str) -> Result<Reply, ApiError> {
+    let results = db
+        .batch(&plan::user(clerk_id))
+        .await
+        .map_err(|_| ApiError::Database)?;
+    let [row, tombstone] = results.as_slice() else {
+        return Err(ApiError::Database);
+    };
+    Reply::user(clerk_id, first_row(row)?, first_row(tombstone)?)
+}
+
+/// `GET /internal/sync/status`.
+pub async fn status<D: Database>(db: &D) -> Result<Reply, ApiError> {
+    let results = db
+        .batch(&plan::status())
+        .await
+        .map_err(|_| ApiError::Database)?;
+    Ok(Reply::status(status_body(&results)?))
+}

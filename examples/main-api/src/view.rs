@@ -1,0 +1,206 @@
+//! Rows as the database returns them, and every answer the API sends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use crate::error::ApiError;
+use crate::plan::Outcome;
+use crate::request::{allowed_methods, ValidCommand};
+
+/// A `users` row, as `plan::USER_ROW` selects it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    pub clerk_id: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub image_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub sync_status: String,
+    pub last_sync_attempt: Option<String>,
+    pub sync_error: Option<String>,
+    pub clerk_updated_at: Option<String>,
+    pub last_operation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TombstoneRow {
+    pub clerk_id: String,
+    pub deleted_at: String,
+    pub operation_id: String,
+}
+
+/// An answer: status, JSON body, and the `Allow` header of a 405.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub allow: Option<&'static str>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Json) -> Self {
+        Self {
+            status,
+            body: body.to_string(),
+            allow: None,
+        }
+    }
+
+    pub fn error(err: &ApiError, path: &str) -> Self {
+        let mut reply = Self::json(
+            err.status(),
+            json!({"ok": false, "error": err.code(), "message": err.to_string()}),
+        );
+        if *err == ApiError::MethodNotAllowed {
+            reply.allow = Some(allowed_methods(path));
+        }
+        reply
+    }
+
+    pub fn health() -> Self {
+        Self::json(
+            200,
+            json!({"ok": true, "status": "ok", "service": "clerk-sync-main-api"}),
+        )
+    }
+
+    pub fn applied(c: &ValidCommand, outcome: Outcome) -> Self {
+        let cmd = c.command();
+        Self::json(
+            200,
+            json!({
+                "ok": true,
+                "operation_id": cmd.operation_id,
+                "command": cmd.command.as_str(),
+                "clerk_id": cmd.clerk_id,
+                "outcome": outcome.as_str(),
+            }),
+        )
+    }
+
+    /// `GET /internal/users/:clerk_id`: the row with its sync columns, and
+    /// whether the Clerk id is deleted (a delete that came before any upsert
+    /// leaves a tombstone and no row). 404 when there is neither.
+    pub fn user(
+        clerk_id: &str,
+        row: Option<UserRow>,
+        tombstone: Option<TombstoneRow>,
+    ) -> Result<Self, ApiError> {
+        if row.is_none() && tombstone.is_none() {
+            return Err(ApiError::UserNotFound);
+        }
+        let deleted = tombstone.is_some() || row.as_ref().is_some_and(|r| r.deleted_at.is_some());
+        Ok(Self::json(
+            200,
+            json!({
+                "ok": true,
+                "clerk_id": clerk_id,
+                "deleted": deleted,
+                "sync_status": row.as_ref().map(|r| r.sync_status.as_str()),
+                "tombstone": tombstone,
+                "user": row,
+            }),
+        ))
+    }
+
+    pub fn status(status: Json) -> Self {
+        Self::json(200, status)
+    }
+}
+
+/// `GET /internal/sync/status` from the rows of `plan::status()`, in order:
+/// counts by status, totals, failed rows, latest failures, last applied.
+pub fn status_body(results: &[Vec<Json>]) -> Result<Json, ApiError> {
+    let [counts, totals, failed, failures, last] = results else {
+        return Err(ApiError::Database);
+    };
+    let mut by_status = json!({"synced": 0, "pending": 0, "failed": 0});
+    for row in counts {
+        if let (Some(s), Some(n)) = (row["sync_status"].as_str(), row["n"].as_u64()) {
+            by_status[s] = n.into();
+        }
+    }
+    let totals = totals.first().ok_or(ApiError::Database)?;
+    Ok(json!({
+        "ok": true,
+        "users": {
+            "total": totals["users"],
+            "deleted": totals["deleted"],
+            "by_sync_status": by_status,
+        },
+        "tombstones": totals["tombstones"],
+        "applied_operations": totals["applied_operations"],
+        "failed_users": failed,
+        "latest_failures": failures,
+        "last_applied_operation": last.first(),
+    }))
+}
+
+/// The outcome row of an apply batch (its last statement).
+pub fn outcome_of(results: &[Vec<Json>]) -> Result<Outcome, ApiError> {
+    let row = results
+        .last()
+        .and_then(|rows| rows.first())
+        .ok_or(ApiError::Database)?;
+    serde_json::from_value(row["outcome"].clone()).map_err(|_| ApiError::Database)
+}
+
+/// The first row of one statement's results, typed.
+pub fn first_row<T: for<'de> Deserialize<'de>>(rows: &[Json]) -> Result<Option<T>, ApiError> {
+    rows.first()
+        .map(|r| serde_json::from_value(r.clone()).map_err(|_| ApiError::Database))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_code_and_message_and_405_allow() {
+        let r = Reply::error(&ApiError::MethodNotAllowed, "/internal/clerk-sync");
+        assert_eq!((r.status, r.allow), (405, Some("POST")));
+        let r = Reply::error(&ApiError::Unauthorized, "/internal/clerk-sync");
+        assert_eq!(
+            serde_json::from_str::<Json>(&r.body).unwrap(),
+            json!({"ok": false, "error": "unauthorized", "message": "unauthorized"})
+        );
+    }
+
+    #[test]
+    fn unknown_clerk_id_is_404_and_tombstone_alone_is_deleted() {
+        assert_eq!(Reply::user("u", None, None), Err(ApiError::UserNotFound));
+        let t = TombstoneRow {
+            clerk_id: "u".into(),
+            deleted_at: "2024-01-05T04:46:40.000Z".into(),
+            operation_id: "msg".into(),
+        };
+        let r = Reply::user("u", None, Some(t)).unwrap();
+        let v: Json = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["deleted"], true);
+        assert_eq!(v["user"], Json::Null);
+    }
+
+    #[test]
+    fn status_fills_missing_counts_with_zero() {
+        let results = vec![
+            vec![json!({"sync_status": "synced", "n": 3})],
+            vec![json!({"users": 3, "deleted": 1, "tombstones": 1, "applied_operations": 5})],
+            vec![],
+            vec![],
+            vec![],
+        ];
+        let v = status_body(&results).unwrap();
+        assert_eq!(
+            v["users"]["by_sync_status"],
+            json!({"synced": 3, "pending": 0, "failed": 0})
+        );
+        assert_eq!(v["last_applied_operation"], Json::Null);
+        assert_eq!(status_body(&results[..4]), Err(ApiError::Database));
+    }
+}
