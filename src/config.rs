@@ -87,10 +87,7 @@ impl Config {
         }
 
         let api_url = get(API_URL).unwrap_or_else(|| DEFAULT_API_URL.into());
-        let api_url_ok = url::Url::parse(&api_url)
-            .map(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none())
-            .unwrap_or(false);
-        if !api_url_ok {
+        if !is_http_base_url(&api_url) {
             problem(API_URL, "not an http(s) URL without a query");
         }
         let sync_path = get(API_SYNC_PATH).unwrap_or_else(|| DEFAULT_API_SYNC_PATH.into());
@@ -168,6 +165,35 @@ fn parse_signing_secrets(text: &str) -> Result<Verifier, &'static str> {
             crate::verify::SecretError::BadLength => "an entry does not decode to 24-64 bytes",
         })?;
     Verifier::new(secrets).ok_or("missing")
+}
+
+/// `http(s)://host[:port][/path]`: ASCII, no query, fragment or whitespace.
+/// A hand check rather than the `url` crate, whose IDNA and normalisation
+/// tables were about a fifth of the Worker bundle for this one check.
+fn is_http_base_url(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| p.is_empty() || p.parse::<u16>().is_ok());
+    let host_ok = !host.is_empty()
+        && !host.contains('@')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    host_ok
+        && port_ok
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
 }
 
 fn parse_number(
@@ -310,6 +336,34 @@ mod tests {
             assert_eq!(p.len(), 1);
             assert_eq!(p[0].variable, CLERK_WEBHOOK_SECRET);
             assert!(!p[0].problem.contains("MfKQ") && !p[0].problem.contains("oops"));
+        }
+    }
+
+    #[test]
+    fn api_url_is_an_http_base_url() {
+        for good in [
+            "http://127.0.0.1:8787",
+            "HTTPS://Api.Example.com:443/base/",
+            "http://[::1]:8787/x",
+            "http://localhost",
+        ] {
+            assert!(is_http_base_url(good), "{good}");
+        }
+        for bad in [
+            "http://",
+            "https:///x",
+            "https://x/?",
+            "https://x?y=1",
+            "https://x#f",
+            "http://x:99999",
+            "http://x:8o",
+            "http://a b",
+            " https://x",
+            "https://user@x",
+            "https://bücher.example",
+            "mailto:x@y",
+        ] {
+            assert!(!is_http_base_url(bad), "{bad}");
         }
     }
 

@@ -39,6 +39,13 @@ pub fn allowed_methods(path: &str) -> &'static str {
     }
 }
 
+/// The query of a serialized URL (between the first `?` and any `#`), as
+/// `url::Url::query` gives it: `None` without a `?`.
+pub fn query_of(url: &str) -> Option<&str> {
+    let before_fragment = url.split_once('#').map_or(url, |(head, _)| head);
+    before_fragment.split_once('?').map(|(_, query)| query)
+}
+
 /// Steps 1 and 2, before any byte of the body is read: the query secret,
 /// then the declared length.
 pub fn admit(
@@ -255,6 +262,21 @@ mod tests {
             })
         })
         .unwrap()
+    }
+
+    #[test]
+    fn query_of_takes_what_url_query_would() {
+        assert_eq!(
+            query_of("http://h/webhook?secret=a%20b&x=1"),
+            Some("secret=a%20b&x=1")
+        );
+        assert_eq!(
+            query_of("http://h/webhook?secret=a?b#frag"),
+            Some("secret=a?b")
+        );
+        assert_eq!(query_of("http://h/webhook?"), Some(""));
+        assert_eq!(query_of("http://h/webhook"), None);
+        assert_eq!(query_of("http://h/webhook#x?y"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Clerk's Unix-millisecond integers as the contract's RFC 3339 strings
 //! (`2022-05-31T15:56:31.514Z`: UTC, exactly three fractional digits).
 
-use time::{macros::format_description, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// Seconds below this are taken as seconds, not milliseconds: 10^11 ms is
 /// 1973, 10^11 s is the year 5138, so the two ranges cannot be confused.
@@ -15,9 +15,18 @@ pub fn format_millis(ms: i64) -> Option<String> {
     if !(0..=9999).contains(&t.year()) {
         return None;
     }
-    let fmt =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.format(&fmt).ok()
+    // `format!` over the getters, not `time`'s `formatting` feature: same
+    // text, and the format-description interpreter stays out of the bundle.
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    ))
 }
 
 /// A Clerk envelope `timestamp`, which is milliseconds except in Clerk's
