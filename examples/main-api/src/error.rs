@@ -45,6 +45,8 @@ pub enum ApiError {
     Database,
     #[error("no such user")]
     UserNotFound,
+    #[error("{0}")]
+    InvalidUser(&'static str),
 }
 
 impl ApiError {
@@ -55,7 +57,7 @@ impl ApiError {
             Self::Unauthorized => 401,
             Self::Misconfigured | Self::Database => 500,
             Self::PayloadTooLarge => 413,
-            Self::UnreadableBody | Self::InvalidCommand(_) => 400,
+            Self::UnreadableBody | Self::InvalidCommand(_) | Self::InvalidUser(_) => 400,
             Self::AlreadyApplied => 409,
             Self::CannotApply(_) => 422,
         }
@@ -74,6 +76,7 @@ impl ApiError {
             Self::CannotApply(_) => "cannot_apply",
             Self::Database => "database_error",
             Self::UserNotFound => "user_not_found",
+            Self::InvalidUser(_) => "invalid_user",
         }
     }
 }
@@ -140,6 +143,7 @@ mod tests {
             ApiError::CannotApply("x".into()),
             ApiError::Database,
             ApiError::UserNotFound,
+            ApiError::InvalidUser("x"),
         ];
         let mut codes = std::collections::HashSet::new();
         for e in &all {
@@ -161,9 +165,7 @@ mod tests {
             assert_eq!(classify_db_error(text), DbFailure::DuplicateOperation, "{text}");
         }
         assert_eq!(
-            classify_db_error(
-                "D1_ERROR: UNIQUE constraint failed: users.email: SQLITE_CONSTRAINT"
-            ),
+            classify_db_error("D1_ERROR: UNIQUE constraint failed: users.email: SQLITE_CONSTRAINT"),
             DbFailure::Constraint("UNIQUE constraint failed: users.email".into())
         );
         assert_eq!(
@@ -174,7 +176,10 @@ mod tests {
             classify_db_error("D1_ERROR: no such table: users: SQLITE_ERROR"),
             DbFailure::Other
         );
-        assert_eq!(classify_db_error("Network connection lost."), DbFailure::Other);
+        assert_eq!(
+            classify_db_error("Network connection lost."),
+            DbFailure::Other
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   3. one D1 batch         (plan::apply)             200 applied | stale | ignored_deleted
 //!   4. if it failed         (plan::after_failure)     409 already_applied         + audit 'duplicate'
 //!                                                     422 cannot_apply / 500      + row 'failed', audit
-//! GET /internal/users/:clerk_id   the row, its sync columns, deleted or not
-//! GET /internal/sync/status       counts by sync_status, latest failures, last applied operation
+//! GET  /internal/users/:clerk_id  the row, its sync columns, deleted or not, its audit trail
+//! GET  /internal/sync/status      counts by sync_status, latest failures, last applied operation
+//! POST /internal/users            the application's signup: a 'pending' row for Clerk to confirm
 //! ```
 //!
 //! The command types are the relay's own (`clerk_sync::command`), linked

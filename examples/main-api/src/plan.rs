@@ -11,7 +11,7 @@
 use clerk_sync::command::CommandKind;
 
 use crate::error::{describe_constraint, ApiError, DbFailure};
-use crate::request::{Salvaged, ValidCommand};
+use crate::request::{NewUser, Salvaged, ValidCommand};
 
 /// A bound value. D1 and SQLite both take `?NNN` positional parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +177,21 @@ SELECT id, clerk_id, email, first_name, last_name, username, image_url,
        clerk_updated_at, last_operation_id
 FROM users WHERE clerk_id = ?1";
 
+/// What became of each command for one Clerk id, newest first.
+pub const USER_AUDIT: &str = "\
+SELECT received_at, operation_id, command, event_type, outcome, error FROM sync_audit
+WHERE clerk_id = ?1
+ORDER BY id DESC LIMIT 20";
+
+/// The application's signup, before Clerk confirms the user: a `pending`
+/// row without `clerk_id`, which the first upsert for it links.
+pub const CREATE_PENDING: &str = "\
+INSERT INTO users (id, email, first_name, last_name, username, sync_status)
+VALUES (COALESCE(?1, lower(hex(randomblob(16)))), ?2, ?3, ?4, ?5, 'pending')
+RETURNING id, clerk_id, email, first_name, last_name, username, image_url,
+          created_at, updated_at, deleted_at, sync_status, last_sync_attempt, sync_error,
+          clerk_updated_at, last_operation_id";
+
 pub const TOMBSTONE_ROW: &str =
     "SELECT clerk_id, deleted_at, operation_id FROM clerk_tombstones WHERE clerk_id = ?1";
 
@@ -214,7 +229,12 @@ pub fn apply(c: &ValidCommand, now: &str) -> Batch {
     let id = cmd.clerk_id.as_str();
     let mut statements = vec![stmt(
         CLAIM_OPERATION,
-        [op.into(), cmd.command.as_str().into(), id.into(), now.into()],
+        [
+            op.into(),
+            cmd.command.as_str().into(),
+            id.into(),
+            now.into(),
+        ],
     )];
     match (cmd.command, &cmd.user) {
         (CommandKind::UpsertUser, Some(user)) => {
@@ -331,13 +351,30 @@ pub fn record_rejection(s: &Salvaged, now: &str, error: &str) -> Batch {
     }
 }
 
-/// The row and the tombstone of one Clerk id, read together.
+/// The row, the tombstone and the audit trail of one Clerk id, read together.
 pub fn user(clerk_id: &str) -> Batch {
     Batch {
         statements: vec![
             stmt(USER_ROW, [clerk_id.into()]),
             stmt(TOMBSTONE_ROW, [clerk_id.into()]),
+            stmt(USER_AUDIT, [clerk_id.into()]),
         ],
+    }
+}
+
+/// The application creating a user at signup (see [`CREATE_PENDING`]).
+pub fn create_pending(u: &NewUser) -> Batch {
+    Batch {
+        statements: vec![stmt(
+            CREATE_PENDING,
+            [
+                u.id.as_deref().into(),
+                u.email.as_str().into(),
+                u.first_name.as_deref().into(),
+                u.last_name.as_deref().into(),
+                u.username.as_deref().into(),
+            ],
+        )],
     }
 }
 
@@ -398,7 +435,14 @@ mod tests {
     #[test]
     fn every_placeholder_is_bound() {
         let d = delete(None);
-        let mut batches = vec![apply(&d, "t"), user("u"), status()];
+        let new = NewUser {
+            id: None,
+            email: "e@example.com".into(),
+            first_name: None,
+            last_name: None,
+            username: None,
+        };
+        let mut batches = vec![apply(&d, "t"), user("u"), status(), create_pending(&new)];
         for f in [
             DbFailure::DuplicateOperation,
             DbFailure::Constraint("c".into()),

@@ -8,6 +8,7 @@ use clerk_sync::secret::SecretString;
 use crate::error::{ApiError, InvalidCommand};
 
 pub const SYNC_PATH: &str = "/internal/clerk-sync";
+pub const USERS_PATH: &str = "/internal/users";
 pub const USERS_PREFIX: &str = "/internal/users/";
 pub const STATUS_PATH: &str = "/internal/sync/status";
 pub const HEALTH_PATH: &str = "/health";
@@ -23,6 +24,8 @@ pub enum Route<'a> {
     Sync,
     /// `GET /internal/users/:clerk_id`
     User(&'a str),
+    /// `POST /internal/users`: the application's signup (a pending row).
+    CreateUser,
     /// `GET /internal/sync/status`
     Status,
     /// `GET /health`, the only route without the bearer.
@@ -35,6 +38,7 @@ impl Route<'_> {
         match self {
             Self::Sync => SYNC_PATH,
             Self::User(_) => "/internal/users/:clerk_id",
+            Self::CreateUser => USERS_PATH,
             Self::Status => STATUS_PATH,
             Self::Health => HEALTH_PATH,
         }
@@ -45,6 +49,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
     let read = matches!(method, "GET" | "HEAD");
     let (route, allowed) = match path {
         SYNC_PATH => (Route::Sync, method == "POST"),
+        USERS_PATH => (Route::CreateUser, method == "POST"),
         STATUS_PATH => (Route::Status, read),
         HEALTH_PATH => (Route::Health, read),
         _ => match path.strip_prefix(USERS_PREFIX) {
@@ -63,7 +68,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
 
 /// The `Allow` header of a 405.
 pub fn allowed_methods(path: &str) -> &'static str {
-    if path == SYNC_PATH {
+    if path == SYNC_PATH || path == USERS_PATH {
         "POST"
     } else {
         "GET, HEAD"
@@ -148,8 +153,14 @@ pub fn parse_command(body: &[u8]) -> Result<ValidCommand, InvalidCommand> {
     let times = [
         ("occurred_at", Some(command.occurred_at.as_str())),
         ("received_at", Some(command.received_at.as_str())),
-        ("user.created_at", user.and_then(|u| u.created_at.as_deref())),
-        ("user.updated_at", user.and_then(|u| u.updated_at.as_deref())),
+        (
+            "user.created_at",
+            user.and_then(|u| u.created_at.as_deref()),
+        ),
+        (
+            "user.updated_at",
+            user.and_then(|u| u.updated_at.as_deref()),
+        ),
     ];
     for (name, value) in times {
         if value.is_some_and(|v| !is_contract_time(v)) {
@@ -184,6 +195,42 @@ pub fn is_contract_time(s: &str) -> bool {
         && num(11..13) <= 23
         && num(14..16) <= 59
         && num(17..19) <= 60
+}
+
+/// The body of `POST /internal/users`: the application's own signup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct NewUser {
+    /// The application's id for the user (generated when absent); give it
+    /// to Clerk as `external_id` so the user is linked by it.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+pub fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
+    let invalid = ApiError::InvalidUser;
+    let user: NewUser = serde_json::from_slice(body)
+        .map_err(|_| invalid("body must be a JSON object with a string email"))?;
+    let email_ok = (3..=320).contains(&user.email.len())
+        && user.email.contains('@')
+        && !user.email.contains(char::is_whitespace);
+    if !email_ok {
+        return Err(invalid("email must look like an address"));
+    }
+    if user
+        .id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > MAX_CLERK_ID_LEN)
+    {
+        return Err(invalid("id must be 1-256 characters"));
+    }
+    Ok(user)
 }
 
 /// What can be told about a rejected body, for its audit row: the contract's
@@ -251,7 +298,12 @@ mod tests {
         assert_eq!(route("GET", STATUS_PATH), Ok(Route::Status));
         assert_eq!(route("HEAD", HEALTH_PATH), Ok(Route::Health));
         assert_eq!(route("POST", "/"), Err(ApiError::NotFound));
-        assert_eq!(Route::User("user_secretish").name(), "/internal/users/:clerk_id");
+        assert_eq!(route("POST", USERS_PATH), Ok(Route::CreateUser));
+        assert_eq!(route("GET", USERS_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(
+            Route::User("user_secretish").name(),
+            "/internal/users/:clerk_id"
+        );
     }
 
     #[test]
@@ -269,7 +321,11 @@ mod tests {
             Some("Bearer  test-api-secret"),
             Some("test-api-secret"),
         ] {
-            assert_eq!(authorize(Some(&s), bad), Err(ApiError::Unauthorized), "{bad:?}");
+            assert_eq!(
+                authorize(Some(&s), bad),
+                Err(ApiError::Unauthorized),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             authorize(None, Some("Bearer anything")),
@@ -298,12 +354,28 @@ mod tests {
 
     #[test]
     fn every_rule_rejects() {
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, InvalidCommand)> = vec![
-            (Box::new(|v| v["version"] = json!(2)), ContractError::Version.into()),
-            (Box::new(|v| v["command"] = json!("drop_table")), InvalidCommand::NotACommand),
-            (Box::new(|v| v["user"] = json!(null)), ContractError::UpsertWithoutUser.into()),
-            (Box::new(|v| v["operation_id"] = json!("")), ContractError::OperationId.into()),
-            (Box::new(|v| v["clerk_id"] = json!("")), ContractError::ClerkId.into()),
+        type Change = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Change, InvalidCommand)> = vec![
+            (
+                Box::new(|v| v["version"] = json!(2)),
+                ContractError::Version.into(),
+            ),
+            (
+                Box::new(|v| v["command"] = json!("drop_table")),
+                InvalidCommand::NotACommand,
+            ),
+            (
+                Box::new(|v| v["user"] = json!(null)),
+                ContractError::UpsertWithoutUser.into(),
+            ),
+            (
+                Box::new(|v| v["operation_id"] = json!("")),
+                ContractError::OperationId.into(),
+            ),
+            (
+                Box::new(|v| v["clerk_id"] = json!("")),
+                ContractError::ClerkId.into(),
+            ),
             (
                 Box::new(|v| v["clerk_id"] = json!("u".repeat(257))),
                 InvalidCommand::TooLong("clerk_id"),
@@ -351,6 +423,28 @@ mod tests {
             "２024-01-05T04:46:40.000Z",
         ] {
             assert!(!is_contract_time(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_user_needs_an_email() {
+        let ok = parse_new_user(br#"{"id":"app_1","email":"a@example.com"}"#).unwrap();
+        assert_eq!(
+            (ok.id.as_deref(), ok.email.as_str()),
+            (Some("app_1"), "a@example.com")
+        );
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"email":"nope"}"#,
+            br#"{"email":"a @example.com"}"#,
+            br#"{"email":"a@example.com","id":""}"#,
+            b"[]",
+        ] {
+            assert!(
+                matches!(parse_new_user(bad), Err(ApiError::InvalidUser(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

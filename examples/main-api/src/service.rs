@@ -7,10 +7,10 @@ use clerk_sync::secret::SecretString;
 use clerk_sync::time_fmt::format_millis;
 use serde_json::Value as Json;
 
-use crate::error::{classify_db_error, ApiError};
+use crate::error::{classify_db_error, ApiError, DbFailure};
 use crate::log::RequestLog;
 use crate::plan::{self, Batch};
-use crate::request::{authorize, parse_command, route, salvage, Route, Salvaged};
+use crate::request::{authorize, parse_command, parse_new_user, route, salvage, Route, Salvaged};
 use crate::view::{first_row, outcome_of, status_body, Reply};
 
 /// Runs a [`Batch`] as one transaction.
@@ -85,10 +85,30 @@ pub async fn user<D: Database>(db: &D, clerk_id: &str) -> Result<Reply, ApiError
         .batch(&plan::user(clerk_id))
         .await
         .map_err(|_| ApiError::Database)?;
-    let [row, tombstone] = results.as_slice() else {
+    let [row, tombstone, audit] = results.as_slice() else {
         return Err(ApiError::Database);
     };
-    Reply::user(clerk_id, first_row(row)?, first_row(tombstone)?)
+    Reply::user(clerk_id, first_row(row)?, first_row(tombstone)?, audit)
+}
+
+/// `POST /internal/users`: the application's signup, a `pending` row.
+pub async fn create_user<D: Database>(
+    db: &D,
+    body: Result<&[u8], ApiError>,
+) -> Result<Reply, ApiError> {
+    let user = parse_new_user(body?)?;
+    let results = db
+        .batch(&plan::create_pending(&user))
+        .await
+        .map_err(|text| match classify_db_error(&text) {
+            DbFailure::Constraint(c) => ApiError::CannotApply(c),
+            _ => ApiError::Database,
+        })?;
+    let row = results
+        .first()
+        .and_then(|rows| first_row(rows).transpose())
+        .ok_or(ApiError::Database)??;
+    Ok(Reply::created(row))
 }
 
 /// `GET /internal/sync/status`.

@@ -83,15 +83,17 @@ impl Reply {
         )
     }
 
-    /// `GET /internal/users/:clerk_id`: the row with its sync columns, and
+    /// `GET /internal/users/:clerk_id`: the row with its sync columns,
     /// whether the Clerk id is deleted (a delete that came before any upsert
-    /// leaves a tombstone and no row). 404 when there is neither.
+    /// leaves a tombstone and no row), and the latest audit rows. 404 when
+    /// the id is unknown to all three.
     pub fn user(
         clerk_id: &str,
         row: Option<UserRow>,
         tombstone: Option<TombstoneRow>,
+        audit: &[Json],
     ) -> Result<Self, ApiError> {
-        if row.is_none() && tombstone.is_none() {
+        if row.is_none() && tombstone.is_none() && audit.is_empty() {
             return Err(ApiError::UserNotFound);
         }
         let deleted = tombstone.is_some() || row.as_ref().is_some_and(|r| r.deleted_at.is_some());
@@ -104,8 +106,14 @@ impl Reply {
                 "sync_status": row.as_ref().map(|r| r.sync_status.as_str()),
                 "tombstone": tombstone,
                 "user": row,
+                "audit": audit,
             }),
         ))
+    }
+
+    /// `POST /internal/users`: 201 with the pending row.
+    pub fn created(row: UserRow) -> Self {
+        Self::json(201, json!({"ok": true, "user": row}))
     }
 
     pub fn status(status: Json) -> Self {
@@ -174,13 +182,16 @@ mod tests {
 
     #[test]
     fn unknown_clerk_id_is_404_and_tombstone_alone_is_deleted() {
-        assert_eq!(Reply::user("u", None, None), Err(ApiError::UserNotFound));
+        assert_eq!(
+            Reply::user("u", None, None, &[]),
+            Err(ApiError::UserNotFound)
+        );
         let t = TombstoneRow {
             clerk_id: "u".into(),
             deleted_at: "2024-01-05T04:46:40.000Z".into(),
             operation_id: "msg".into(),
         };
-        let r = Reply::user("u", None, Some(t)).unwrap();
+        let r = Reply::user("u", None, Some(t), &[]).unwrap();
         let v: Json = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["deleted"], true);
         assert_eq!(v["user"], Json::Null);

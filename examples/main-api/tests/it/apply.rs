@@ -30,7 +30,10 @@ fn outcomes(api: &Api, clerk_id: &str) -> Vec<String> {
 
 fn applied_ops(api: &Api) -> Vec<String> {
     api.db
-        .query("SELECT operation_id FROM applied_operations ORDER BY operation_id", &[])
+        .query(
+            "SELECT operation_id FROM applied_operations ORDER BY operation_id",
+            &[],
+        )
         .into_iter()
         .map(|r| r["operation_id"].as_str().unwrap().to_owned())
         .collect()
@@ -39,7 +42,11 @@ fn applied_ops(api: &Api) -> Vec<String> {
 #[test]
 fn create_then_read_back_synced() {
     let api = Api::new();
-    let (s, body) = api.send(&upsert("msg_1", "user_a", record(Some("a@example.com"), T1)));
+    let (s, body) = api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("a@example.com"), T1),
+    ));
     assert_eq!((s, &body["outcome"]), (200, &json!("applied")), "{body}");
     assert_eq!(body["operation_id"], "msg_1");
     let (s, u) = api.user("user_a");
@@ -50,7 +57,11 @@ fn create_then_read_back_synced() {
     assert_eq!(row["email"], "a@example.com");
     assert_eq!(row["first_name"], format!("First{T1}"));
     assert_eq!(row["clerk_updated_at"], ms(T1));
-    assert_eq!(row["created_at"], ms(START_MS - 10_000), "Clerk's created_at");
+    assert_eq!(
+        row["created_at"],
+        ms(START_MS - 10_000),
+        "Clerk's created_at"
+    );
     assert_eq!(row["last_sync_attempt"], api.now());
     assert_eq!(row["sync_error"], json!(null));
     assert_eq!(row["last_operation_id"], "msg_1");
@@ -61,27 +72,54 @@ fn create_then_read_back_synced() {
 #[test]
 fn newer_updates_apply_older_ones_are_acknowledged_and_change_nothing() {
     let api = Api::new();
-    api.send(&upsert("msg_1", "user_a", record(Some("a@example.com"), T2)));
-    let before = api.user("user_a").1;
+    api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("a@example.com"), T2),
+    ));
+    let before = api.user("user_a").1["user"].clone();
 
-    let (s, body) = api.send(&upsert("msg_old", "user_a", record(Some("old@example.com"), T1)));
+    let (s, body) = api.send(&upsert(
+        "msg_old",
+        "user_a",
+        record(Some("old@example.com"), T1),
+    ));
     assert_eq!((s, &body["outcome"]), (200, &json!("stale")));
-    assert_eq!(api.user("user_a").1, before, "a stale update changes nothing");
+    assert_eq!(
+        api.user("user_a").1["user"],
+        before,
+        "a stale update changes nothing"
+    );
 
-    let (_, body) = api.send(&upsert("msg_same", "user_a", record(Some("same@example.com"), T2)));
+    let (_, body) = api.send(&upsert(
+        "msg_same",
+        "user_a",
+        record(Some("same@example.com"), T2),
+    ));
     assert_eq!(body["outcome"], "applied", "not older: applied");
-    let (_, body) = api.send(&upsert("msg_new", "user_a", record(Some("new@example.com"), T3)));
+    let (_, body) = api.send(&upsert(
+        "msg_new",
+        "user_a",
+        record(Some("new@example.com"), T3),
+    ));
     assert_eq!(body["outcome"], "applied");
     let u = api.user("user_a").1;
     assert_eq!(u["user"]["email"], "new@example.com");
     assert_eq!(u["user"]["clerk_updated_at"], ms(T3));
-    assert_eq!(outcomes(&api, "user_a"), ["applied", "stale", "applied", "applied"]);
+    assert_eq!(
+        outcomes(&api, "user_a"),
+        ["applied", "stale", "applied", "applied"]
+    );
 }
 
 #[test]
 fn delete_soft_deletes_tombstones_and_wins_over_late_upserts() {
     let api = Api::new();
-    api.send(&upsert("msg_1", "user_a", record(Some("a@example.com"), T1)));
+    api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("a@example.com"), T1),
+    ));
     let (s, body) = api.send(&delete("msg_del", "user_a", None));
     assert_eq!((s, &body["outcome"]), (200, &json!("applied")), "{body}");
     let u = api.user("user_a").1;
@@ -91,7 +129,11 @@ fn delete_soft_deletes_tombstones_and_wins_over_late_upserts() {
     assert_eq!(u["tombstone"]["operation_id"], "msg_del");
 
     // A newer upsert delivered late does not bring the user back.
-    let (s, body) = api.send(&upsert("msg_late", "user_a", record(Some("b@example.com"), T3)));
+    let (s, body) = api.send(&upsert(
+        "msg_late",
+        "user_a",
+        record(Some("b@example.com"), T3),
+    ));
     assert_eq!((s, &body["outcome"]), (200, &json!("ignored_deleted")));
     let after = api.user("user_a").1;
     assert_eq!(after["user"]["email"], "a@example.com");
@@ -115,12 +157,23 @@ fn a_delete_before_any_create_leaves_only_a_tombstone() {
     let api = Api::new();
     api.send(&delete("msg_del", "user_a", None));
     let (s, u) = api.user("user_a");
-    assert_eq!((s, &u["deleted"], &u["user"]), (200, &json!(true), &json!(null)));
-    let (_, body) = api.send(&upsert("msg_1", "user_a", record(Some("a@example.com"), T1)));
+    assert_eq!(
+        (s, &u["deleted"], &u["user"]),
+        (200, &json!(true), &json!(null))
+    );
+    let (_, body) = api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("a@example.com"), T1),
+    ));
     assert_eq!(body["outcome"], "ignored_deleted");
     assert_eq!(api.user("user_a").1["user"], json!(null));
     // The email stays free for a live account.
-    let (_, body) = api.send(&upsert("msg_2", "user_b", record(Some("a@example.com"), T1)));
+    let (_, body) = api.send(&upsert(
+        "msg_2",
+        "user_b",
+        record(Some("a@example.com"), T1),
+    ));
     assert_eq!(body["outcome"], "applied");
 }
 
@@ -129,23 +182,47 @@ fn a_repeated_operation_is_409_and_changes_nothing() {
     let api = Api::new();
     let first = upsert("msg_1", "user_a", record(Some("a@example.com"), T1));
     api.send(&first);
-    let before = api.user("user_a").1;
+    let before = api.user("user_a").1["user"].clone();
     let (s, body) = api.send(&first);
     assert_eq!((s, &body["error"]), (409, &json!("already_applied")));
     // Even with different content: the operation id is what counts.
     let mut changed = upsert("msg_1", "user_a", record(Some("x@example.com"), T3));
     changed.event_type = "user.updated".into();
     assert_eq!(api.send(&changed).0, 409);
-    assert_eq!(api.user("user_a").1, before);
-    assert_eq!(outcomes(&api, "user_a"), ["applied", "duplicate", "duplicate"]);
+    assert_eq!(api.user("user_a").1["user"], before);
+    assert_eq!(
+        outcomes(&api, "user_a"),
+        ["applied", "duplicate", "duplicate"]
+    );
     assert_eq!(applied_ops(&api), ["msg_1"]);
+    // The audit trail is in the user's answer too, newest first.
+    let trail: Vec<_> = api.user("user_a").1["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(trail, ["duplicate", "duplicate", "applied"]);
 }
 
+/// The application's signup, through `POST /internal/users`.
 fn app_row(api: &Api, id: &str, email: &str) {
-    api.db.query(
-        "INSERT INTO users (id, email, first_name, sync_status) VALUES (?1, ?2, 'Pending', 'pending')",
-        &[id, email],
-    );
+    let (s, body) = api.create_user(&json!({"id": id, "email": email, "first_name": "Pending"}));
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["user"]["sync_status"], "pending");
+    assert_eq!(body["user"]["clerk_id"], json!(null));
+}
+
+#[test]
+fn the_application_signup_creates_a_pending_row() {
+    let api = Api::new();
+    let (s, body) = api.create_user(&json!({"email": "new@example.com"}));
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["user"]["id"].as_str().unwrap().len(), 32, "generated");
+    let (s, body) = api.create_user(&json!({"email": "NEW@example.com"}));
+    assert_eq!((s, &body["error"]), (422, &json!("cannot_apply")), "{body}");
+    let (s, body) = api.create_user(&json!({"mail": "x"}));
+    assert_eq!((s, &body["error"]), (400, &json!("invalid_user")));
 }
 
 fn row_by_id(api: &Api, id: &str) -> serde_json::Value {
@@ -174,10 +251,17 @@ fn a_pending_row_is_linked_by_external_id() {
 fn a_pending_row_is_linked_by_verified_email_and_external_id_comes_first() {
     let api = Api::new();
     app_row(&api, "app_1", "Signup@Example.com");
-    let (_, body) = api.send(&upsert("msg_1", "user_a", record(Some("signup@example.com"), T1)));
+    let (_, body) = api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("signup@example.com"), T1),
+    ));
     assert_eq!(body["outcome"], "applied", "{body}");
     let row = row_by_id(&api, "app_1");
-    assert_eq!((&row["clerk_id"], &row["sync_status"]), (&json!("user_a"), &json!("synced")));
+    assert_eq!(
+        (&row["clerk_id"], &row["sync_status"]),
+        (&json!("user_a"), &json!("synced"))
+    );
 
     app_row(&api, "app_2", "two@example.com");
     app_row(&api, "app_3", "three@example.com");
@@ -186,7 +270,11 @@ fn a_pending_row_is_linked_by_verified_email_and_external_id_comes_first() {
     // Linking app_3 (by external id) gives it two@, which app_2 holds: refused.
     let (s, _) = api.send(&upsert("msg_2", "user_b", user));
     assert_eq!(s, 422);
-    assert_eq!(row_by_id(&api, "app_3")["clerk_id"], "user_b", "linked by external id");
+    assert_eq!(
+        row_by_id(&api, "app_3")["clerk_id"],
+        "user_b",
+        "linked by external id"
+    );
     assert_eq!(row_by_id(&api, "app_2")["clerk_id"], json!(null));
 }
 
@@ -199,13 +287,20 @@ fn an_unverified_email_does_not_claim_a_pending_row() {
     let (s, body) = api.send(&upsert("msg_1", "user_x", user));
     assert_eq!((s, &body["error"]), (422, &json!("cannot_apply")));
     let row = row_by_id(&api, "app_1");
-    assert_eq!((&row["clerk_id"], &row["sync_status"]), (&json!(null), &json!("pending")));
+    assert_eq!(
+        (&row["clerk_id"], &row["sync_status"]),
+        (&json!(null), &json!("pending"))
+    );
 }
 
 #[test]
 fn two_clerk_users_claiming_one_email_fail_visibly_and_recover() {
     let api = Api::new();
-    api.send(&upsert("msg_a", "user_a", record(Some("shared@example.com"), T1)));
+    api.send(&upsert(
+        "msg_a",
+        "user_a",
+        record(Some("shared@example.com"), T1),
+    ));
     let b = upsert("msg_b", "user_b", record(Some("shared@example.com"), T2));
     let (s, body) = api.send(&b);
     assert_eq!((s, &body["error"]), (422, &json!("cannot_apply")), "{body}");
@@ -215,12 +310,22 @@ fn two_clerk_users_claiming_one_email_fail_visibly_and_recover() {
     let u = api.user("user_b").1;
     assert_eq!(u["sync_status"], "failed");
     let error = u["user"]["sync_error"].as_str().unwrap();
-    assert!(error.starts_with("the email belongs to another user"), "{error}");
+    assert!(
+        error.starts_with("the email belongs to another user"),
+        "{error}"
+    );
     assert_eq!(u["user"]["email"], json!(null));
     assert_eq!(u["user"]["clerk_updated_at"], json!(null));
     assert_eq!(api.user("user_a").1["user"]["email"], "shared@example.com");
-    assert_eq!(applied_ops(&api), ["msg_a"], "not claimed: a redelivery may apply");
-    assert_eq!(audit(&api, "user_b"), [("failed".into(), Some(error.to_owned()))]);
+    assert_eq!(
+        applied_ops(&api),
+        ["msg_a"],
+        "not claimed: a redelivery may apply"
+    );
+    assert_eq!(
+        audit(&api, "user_b"),
+        [("failed".into(), Some(error.to_owned()))]
+    );
     let status = api.status();
     assert_eq!(status["users"]["by_sync_status"]["failed"], 1);
     assert_eq!(status["failed_users"][0]["clerk_id"], "user_b");
@@ -229,7 +334,11 @@ fn two_clerk_users_claiming_one_email_fail_visibly_and_recover() {
     // Svix redelivers the same message: still refused, still visible.
     assert_eq!(api.send(&b).0, 422);
     // user_a moves to another address; the next redelivery applies.
-    api.send(&upsert("msg_a2", "user_a", record(Some("a2@example.com"), T3)));
+    api.send(&upsert(
+        "msg_a2",
+        "user_a",
+        record(Some("a2@example.com"), T3),
+    ));
     let (s, body) = api.send(&b);
     assert_eq!((s, &body["outcome"]), (200, &json!("applied")));
     let u = api.user("user_b").1;
@@ -242,18 +351,40 @@ fn two_clerk_users_claiming_one_email_fail_visibly_and_recover() {
 #[test]
 fn a_failed_update_leaves_the_row_as_it_was_except_the_failure() {
     let api = Api::new();
-    api.send(&upsert("msg_a", "user_a", record(Some("a@example.com"), T1)));
-    api.send(&upsert("msg_b", "user_b", record(Some("b@example.com"), T1)));
+    api.send(&upsert(
+        "msg_a",
+        "user_a",
+        record(Some("a@example.com"), T1),
+    ));
+    api.send(&upsert(
+        "msg_b",
+        "user_b",
+        record(Some("b@example.com"), T1),
+    ));
     let before = api.user("user_b").1["user"].clone();
-    let (s, _) = api.send(&upsert("msg_b2", "user_b", record(Some("a@example.com"), T2)));
+    let (s, _) = api.send(&upsert(
+        "msg_b2",
+        "user_b",
+        record(Some("a@example.com"), T2),
+    ));
     assert_eq!(s, 422);
     let after = api.user("user_b").1["user"].clone();
-    for column in ["email", "first_name", "clerk_updated_at", "last_operation_id", "deleted_at"] {
+    for column in [
+        "email",
+        "first_name",
+        "clerk_updated_at",
+        "last_operation_id",
+        "deleted_at",
+    ] {
         assert_eq!(after[column], before[column], "{column}");
     }
     assert_eq!(after["sync_status"], "failed");
     // A stale command for the failed row changes nothing either.
-    let (_, body) = api.send(&upsert("msg_b0", "user_b", record(Some("b@example.com"), T1 - 1)));
+    let (_, body) = api.send(&upsert(
+        "msg_b0",
+        "user_b",
+        record(Some("b@example.com"), T1 - 1),
+    ));
     assert_eq!(body["outcome"], "stale");
     assert_eq!(api.user("user_b").1["sync_status"], "failed");
 }
@@ -275,6 +406,13 @@ fn a_malformed_command_is_400_and_audited_as_rejected() {
     );
     let (s, _) = api.send_bytes(b"{\"version\":1}");
     assert_eq!(s, 400);
+    // A Clerk id known only from a rejected command still shows its trail.
+    let (s, u) = api.user("user_a");
+    assert_eq!(
+        (s, &u["user"], &u["deleted"]),
+        (200, &json!(null), &json!(false))
+    );
+    assert_eq!(u["audit"][0]["outcome"], "rejected");
     let rows = api.db.query("SELECT * FROM sync_audit ORDER BY id", &[]);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["operation_id"], "msg_bad");
@@ -298,10 +436,22 @@ fn a_delete_with_external_id_links_and_deletes_the_pending_row() {
 fn status_shows_counts_failures_and_the_last_applied_operation() {
     let api = Api::new();
     app_row(&api, "app_1", "p@example.com");
-    api.send(&upsert("msg_1", "user_a", record(Some("a@example.com"), T1)));
-    api.send(&upsert("msg_2", "user_b", record(Some("a@example.com"), T1)));
+    api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("a@example.com"), T1),
+    ));
+    api.send(&upsert(
+        "msg_2",
+        "user_b",
+        record(Some("a@example.com"), T1),
+    ));
     api.send(&delete("msg_3", "user_c", None));
-    api.send(&upsert("msg_4", "user_a", record(Some("a@example.com"), T1 - 5)));
+    api.send(&upsert(
+        "msg_4",
+        "user_a",
+        record(Some("a@example.com"), T1 - 5),
+    ));
     let s = api.status();
     assert_eq!(
         s["users"],
@@ -317,10 +467,17 @@ fn status_shows_counts_failures_and_the_last_applied_operation() {
 #[test]
 fn the_log_line_holds_no_personal_data() {
     let api = Api::new();
-    api.send(&upsert("msg_1", "user_a", record(Some("secret.person@example.com"), T1)));
+    api.send(&upsert(
+        "msg_1",
+        "user_a",
+        record(Some("secret.person@example.com"), T1),
+    ));
     let log = api.last_log.borrow().clone().unwrap();
     let line = log.to_json();
     assert!(line.contains("\"operation_id\":\"msg_1\""), "{line}");
     assert!(line.contains("\"outcome\":\"applied\""), "{line}");
-    assert!(!line.contains("secret.person") && !line.contains("First"), "{line}");
+    assert!(
+        !line.contains("secret.person") && !line.contains("First"),
+        "{line}"
+    );
 }

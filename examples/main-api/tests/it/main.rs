@@ -2,5 +2,5 @@
 //! the Worker runs, against SQLite with the same migrations D1 applies.
 
 mod apply;
-// mod convergence;
+mod convergence;
 mod sqlite;

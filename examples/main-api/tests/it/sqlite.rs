@@ -128,7 +128,12 @@ impl Api {
     pub fn send_bytes(&self, body: &[u8]) -> (u16, Json) {
         self.clock.set(self.clock.get() + 1);
         let mut log = RequestLog::new("POST", "/internal/clerk-sync");
-        let result = block_on(service::sync(&self.db, Ok(body), self.clock.get(), &mut log));
+        let result = block_on(service::sync(
+            &self.db,
+            Ok(body),
+            self.clock.get(),
+            &mut log,
+        ));
         let (status, body) = Self::answer(result);
         *self.last_log.borrow_mut() = Some(log);
         (status, body)
@@ -140,6 +145,11 @@ impl Api {
 
     pub fn user(&self, clerk_id: &str) -> (u16, Json) {
         Self::answer(block_on(service::user(&self.db, clerk_id)))
+    }
+
+    pub fn create_user(&self, body: &Json) -> (u16, Json) {
+        let bytes = body.to_string().into_bytes();
+        Self::answer(block_on(service::create_user(&self.db, Ok(&bytes))))
     }
 
     pub fn status(&self) -> Json {

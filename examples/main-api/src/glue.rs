@@ -1,0 +1,139 @@
+//! The Workers glue: read the request, take the time from JavaScript, run
+//! the batches on D1, answer, and write the one log line. Every decision is
+//! in `service`.
+
+use clerk_sync::secret::SecretString;
+use serde_json::Value as Json;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    console_log, event, Context, D1Database, D1PreparedStatement, Date, Env, Headers, Request,
+    Response, Result,
+};
+
+use crate::error::ApiError;
+use crate::log::RequestLog;
+use crate::plan::{Batch, Value};
+use crate::request::{self, Route, MAX_BODY_BYTES};
+use crate::service::{self, Database};
+use crate::view::Reply;
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = Date::now().as_millis();
+    let method = req.method().to_string();
+    let path = req.path();
+    let secret = env
+        .secret("API_SECRET")
+        .ok()
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::new);
+    let authorization = req.headers().get("authorization").ok().flatten();
+
+    let admitted = service::admit(&method, &path, secret.as_ref(), authorization.as_deref());
+    // The route's name even when the bearer is refused.
+    let route_name = request::route(&method, &path).map_or("other", |r| r.name());
+    let mut log = RequestLog::new(&method, route_name);
+    let result = match admitted {
+        Err(e) => Err(e),
+        Ok(Route::Health) => Ok(Reply::health()),
+        Ok(route) => match env.d1("DB") {
+            Err(_) => Err(ApiError::Misconfigured),
+            Ok(db) => {
+                let db = D1(db);
+                match route {
+                    Route::Sync => {
+                        let body = read_body(&mut req).await;
+                        let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+                        service::sync(&db, body.as_deref().map_err(Clone::clone), now_ms, &mut log)
+                            .await
+                    }
+                    Route::CreateUser => {
+                        let body = read_body(&mut req).await;
+                        service::create_user(&db, body.as_deref().map_err(Clone::clone)).await
+                    }
+                    Route::User(clerk_id) => service::user(&db, clerk_id).await,
+                    Route::Status => service::status(&db).await,
+                    Route::Health => Ok(Reply::health()),
+                }
+            }
+        },
+    };
+    let reply = match &result {
+        Ok(reply) => reply.clone(),
+        Err(e) => Reply::error(e, &path),
+    };
+    let elapsed = Date::now().as_millis().saturating_sub(started);
+    log.finish(result.as_ref().map(|_| ()), reply.status, elapsed);
+    console_log!("{}", log.to_json());
+    respond(reply)
+}
+
+/// The body, refused before reading when its declared length is over the
+/// limit, and after when the bytes are.
+async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    let declared = req.headers().get("content-length").ok().flatten();
+    if declared
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let body = req.bytes().await.map_err(|_| ApiError::UnreadableBody)?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(body)
+}
+
+struct D1(D1Database);
+
+impl Database for D1 {
+    async fn batch(&self, batch: &Batch) -> std::result::Result<Vec<Vec<Json>>, String> {
+        let statements = batch
+            .statements
+            .iter()
+            .map(|s| {
+                let params: Vec<JsValue> = s
+                    .params
+                    .iter()
+                    .map(|p| match p {
+                        Value::Null => JsValue::NULL,
+                        Value::Text(t) => JsValue::from_str(t),
+                    })
+                    .collect();
+                self.0.prepare(s.sql).bind(&params)
+            })
+            .collect::<Result<Vec<D1PreparedStatement>>>()
+            .map_err(|e| error_text(&e))?;
+        let results = self.0.batch(statements).await.map_err(|e| error_text(&e))?;
+        results
+            .iter()
+            .map(|r| r.results::<Json>().map_err(|e| error_text(&e)))
+            .collect()
+    }
+}
+
+/// The database's own words (SQLite's message inside D1's), for
+/// `error::classify_db_error`. Never logged as a whole.
+fn error_text(e: &worker::Error) -> String {
+    match e {
+        worker::Error::D1(d1) => {
+            let js: &worker::js_sys::Error = d1.as_ref();
+            format!("{}: {}", String::from(js.message()), d1.cause())
+        }
+        other => other.to_string(),
+    }
+}
+
+fn respond(reply: Reply) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set("cache-control", "no-store")?;
+    if let Some(allow) = reply.allow {
+        headers.set("allow", allow)?;
+    }
+    Ok(Response::ok(reply.body)?
+        .with_status(reply.status)
+        .with_headers(headers))
+}
