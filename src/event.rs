@@ -49,13 +49,21 @@ struct RawEnvelope<'a> {
 
 /// Parses the envelope of a verified body.
 pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, EventError> {
-    let raw: RawEnvelope<'_> = serde_json::from_slice(body).map_err(|e| {
+    let not_event =
+        EventError::InvalidPayload("body is not a Clerk event (an object with a string type)");
+    // serde_json skips ignored values without checking their UTF-8 (found by fuzzing).
+    let text = std::str::from_utf8(body).map_err(|_| EventError::InvalidJson)?;
+    let raw: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
-            EventError::InvalidPayload("body is not a Clerk event (an object with a string type)")
+            not_event
         } else {
             EventError::InvalidJson
         }
     })?;
+    // serde also reads a struct from a JSON array (found by the bad-input tests).
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(not_event);
+    }
     let timestamp_ms = raw
         .timestamp
         .and_then(|t| serde_json::from_str::<i64>(t.get()).ok())
@@ -134,9 +142,17 @@ impl ClerkEvent {
     /// Dispatches on the envelope's type and parses `data` for user events.
     pub fn from_envelope(envelope: &Envelope<'_>) -> Result<Self, EventError> {
         let data = || {
-            envelope
+            let data = envelope
                 .data
-                .ok_or(EventError::InvalidPayload("user event without data"))
+                .ok_or(EventError::InvalidPayload("user event without data"))?;
+            // As for the envelope: an array would be read as a struct.
+            if data.get().trim_start().starts_with('{') {
+                Ok(data)
+            } else {
+                Err(EventError::InvalidPayload(
+                    "user event data must be an object",
+                ))
+            }
         };
         let invalid = |_| EventError::InvalidPayload("user event data needs a string id");
         let event = match envelope.event_type.as_str() {
@@ -322,6 +338,8 @@ mod tests {
             r#"{"type":"user.created","data":"user_1"}"#,
             r#"{"type":"user.created","data":{"id":""}}"#, // found by fuzzing
             r#"{"type":"user.deleted","data":{"id":""}}"#,
+            r#"{"type":"user.created","data":["user_1"]}"#, // an array read as a struct
+            r#"{"type":"user.deleted","data":["user_1"]}"#,
         ] {
             assert!(
                 matches!(map(body), Err(EventError::InvalidPayload(_))),
@@ -335,17 +353,24 @@ mod tests {
         assert_eq!(map("").unwrap_err(), EventError::InvalidJson);
         assert_eq!(map("{").unwrap_err(), EventError::InvalidJson);
         assert_eq!(map("not json").unwrap_err(), EventError::InvalidJson);
-        let invalid_utf8 = b"{\"type\":\"user.created\",\"data\":{\"id\":\"\xff\"}}";
-        assert_eq!(
-            map_event(invalid_utf8, &Verifier::accept_unsigned(invalid_utf8), 0).unwrap_err(),
-            EventError::InvalidJson
-        );
+        for invalid_utf8 in [
+            &b"{\"type\":\"user.created\",\"data\":{\"id\":\"\xff\"}}"[..],
+            // In a field nobody reads (found by fuzzing).
+            b"{\"type\":\"user.deleted\",\"data\":{\"id\":\"u\"},\"x\":{\"a\xff\":1}}",
+        ] {
+            assert_eq!(
+                map_event(invalid_utf8, &Verifier::accept_unsigned(invalid_utf8), 0).unwrap_err(),
+                EventError::InvalidJson
+            );
+        }
         for not_event in [
             "[]",
             "42",
             "\"user.created\"",
             r#"{"type":7}"#,
             r#"{"data":{}}"#,
+            r#"["user.deleted",{"id":"user_1"}]"#, // an array read as a struct
+            r#" ["user.created",{"id":"user_1"},1700000000000]"#,
             "null",
         ] {
             assert!(

@@ -9,7 +9,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::{
     console_log, event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method,
-    Request, RequestInit, Response, Result,
+    Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::config::Config;
@@ -121,7 +121,10 @@ async fn forward(f: ForwardRequest, timeout_ms: u32) -> UpstreamResult {
         }
     }
     let mut init = RequestInit::new();
+    // Never follow a redirect: a 301/302 turns the POST into a GET, and a 2xx
+    // to that GET would be taken for the command's acceptance.
     init.with_method(Method::Post)
+        .with_redirect(RequestRedirect::Manual)
         .with_headers(headers)
         .with_body(Some(js_sys_bytes(&f.body)));
     let Ok(request) = Request::new_with_init(&f.url, &init) else {

@@ -60,11 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let signed = flags & 2 != 0 && flags & 0x40 == 0;
     if signed {
         let secret = SigningSecret::parse(SECRET_B).unwrap();
-        let good = secret.sign(
-            id.as_deref().unwrap_or(""),
-            canonical_ts.unwrap_or(0),
-            body,
-        );
+        let good = secret.sign(id.as_deref().unwrap_or(""), canonical_ts.unwrap_or(0), body);
         signature = Some(match signature {
             Some(s) => format!("{s} {good}"),
             None => good,
@@ -107,7 +103,11 @@ fuzz_target!(|data: &[u8]| {
         let ts = canonical_ts.expect("verified with a non-canonical timestamp");
         assert_eq!(d.signed_at(), Some(ts));
         assert!(ts.abs_diff(now) <= TOLERANCE_SECS);
-        let entries = signature.unwrap().split(' ').filter(|e| !e.is_empty()).count();
+        let entries = signature
+            .unwrap()
+            .split(' ')
+            .filter(|e| !e.is_empty())
+            .count();
         assert!(entries <= MAX_SIGNATURE_ENTRIES);
     }
 
@@ -120,7 +120,11 @@ fuzz_target!(|data: &[u8]| {
             log.processed(&p);
             match p.mapped {
                 Mapped::Forward(c) => {
-                    assert_eq!(c.validate(), Ok(()), "forwarded a command the API must reject");
+                    assert_eq!(
+                        c.validate(),
+                        Ok(()),
+                        "forwarded a command the API must reject"
+                    );
                     let f = relay::forward_request(&config, &c);
                     let back: clerk_sync::Command =
                         serde_json::from_slice(&f.body).expect("the command is JSON");

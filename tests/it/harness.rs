@@ -218,7 +218,16 @@ pub enum Behaviour {
     Delay(Duration, u16),
     /// Read the request, then reset the connection (RST, no answer).
     Reset,
+    /// Stop listening: new connections are refused; a kept-alive connection
+    /// is reset at its next request.
+    Refuse,
+    /// Answer this 3xx status with `location: /redirected`; a request to
+    /// `/redirected` is answered 200 (what a follow would reach).
+    Redirect(u16),
 }
+
+/// Where `Behaviour::Redirect` points.
+pub const REDIRECT_TARGET: &str = "/redirected";
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -251,6 +260,8 @@ pub struct StandIn {
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Recorded>>>,
     stop: Arc<AtomicBool>,
+    /// False while `Behaviour::Refuse` has the listening socket closed.
+    listening: Arc<AtomicBool>,
 }
 
 impl StandIn {
@@ -260,13 +271,36 @@ impl StandIn {
         let behaviour = Arc::new(Mutex::new(Behaviour::Status(200)));
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (b, r, s) = (behaviour.clone(), received.clone(), stop.clone());
+        let listening = Arc::new(AtomicBool::new(true));
+        let (b, r, s, l) = (
+            behaviour.clone(),
+            received.clone(),
+            stop.clone(),
+            listening.clone(),
+        );
         thread::spawn(move || {
-            for stream in listener.incoming() {
+            let mut listener = Some(listener);
+            while let Some(current) = listener.as_ref() {
+                let stream = current.accept();
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
-                let Ok(stream) = stream else { continue };
+                if *b.lock().unwrap() == Behaviour::Refuse {
+                    // Close the socket so connects are refused, until told otherwise.
+                    drop(stream);
+                    drop(listener.take());
+                    l.store(false, Ordering::SeqCst);
+                    while *b.lock().unwrap() == Behaviour::Refuse && !s.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(2));
+                    }
+                    if s.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    listener = Some(rebind(port));
+                    l.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                let Ok((stream, _)) = stream else { continue };
                 let (b, r) = (b.clone(), r.clone());
                 thread::spawn(move || serve_connection(stream, &b, &r));
             }
@@ -277,11 +311,29 @@ impl StandIn {
             behaviour,
             received,
             stop,
+            listening,
         }
     }
 
+    /// Changes how the next requests are answered. `Refuse` returns once the
+    /// port refuses connections; leaving it returns once it listens again.
     pub fn set(&self, b: Behaviour) {
-        *self.behaviour.lock().unwrap() = b;
+        let was = std::mem::replace(&mut *self.behaviour.lock().unwrap(), b);
+        let want_listening = b != Behaviour::Refuse;
+        if was == Behaviour::Refuse || !want_listening {
+            if !want_listening {
+                // Wake the accept loop so that it closes the socket.
+                let _ = TcpStream::connect(("127.0.0.1", self.port));
+            }
+            let start = Instant::now();
+            while self.listening.load(Ordering::SeqCst) != want_listening {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "the stand-in did not switch listening to {want_listening}"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     pub fn received(&self) -> Vec<Recorded> {
@@ -297,6 +349,21 @@ impl Drop for StandIn {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Listens on `port` again after `Behaviour::Refuse` (retrying briefly: the
+/// port may be in use for a moment as another socket's source port).
+fn rebind(port: u16) -> TcpListener {
+    let start = Instant::now();
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() > Duration::from_secs(5) => {
+                panic!("the stand-in could not listen on {port} again: {e}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
     }
 }
 
@@ -339,11 +406,13 @@ fn serve_connection(
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let now = *behaviour.lock().unwrap();
+        let mut now = *behaviour.lock().unwrap();
+        if path == REDIRECT_TARGET {
+            now = Behaviour::Status(200);
+        }
         let answered = match now {
-            Behaviour::Status(s) => Some(s),
-            Behaviour::Delay(_, s) => Some(s),
-            Behaviour::Reset => None,
+            Behaviour::Status(s) | Behaviour::Delay(_, s) | Behaviour::Redirect(s) => Some(s),
+            Behaviour::Reset | Behaviour::Refuse => None,
         };
         received.lock().unwrap().push(Recorded {
             method,
@@ -353,18 +422,32 @@ fn serve_connection(
             answered,
         });
         match now {
-            Behaviour::Reset => {
+            Behaviour::Reset | Behaviour::Refuse => {
                 reset(&stream);
                 return;
             }
             Behaviour::Delay(d, _) => thread::sleep(d),
-            Behaviour::Status(_) => {}
+            Behaviour::Status(_) | Behaviour::Redirect(_) => {}
         }
         let status = answered.unwrap();
-        let body = format!("{{\"status\":{status}}}");
+        // 204 and 304 carry no body: bytes after them would corrupt the connection.
+        let body = if matches!(status, 204 | 304) {
+            String::new()
+        } else {
+            format!("{{\"status\":{status}}}")
+        };
+        let location = if matches!(now, Behaviour::Redirect(_)) {
+            format!("location: {REDIRECT_TARGET}\r\n")
+        } else {
+            String::new()
+        };
+        let length = if matches!(status, 204 | 304) {
+            String::new()
+        } else {
+            format!("content-length: {}\r\n", body.len())
+        };
         let response = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{location}{length}\r\n{body}"
         );
         if stream.write_all(response.as_bytes()).is_err() {
             return;
@@ -484,5 +567,197 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An HTTP answer read off a raw socket.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// From the first byte written to the last byte of the answer read.
+    pub elapsed: Duration,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Writes `request` as is (any framing, any headers, repeated or malformed)
+/// to 127.0.0.1:`port` and reads one answer. `None` when the connection
+/// closed without an answer.
+pub fn raw_request(port: u16, request: &[u8]) -> Option<RawResponse> {
+    raw_request_streaming(port, request, std::iter::empty(), Duration::ZERO)
+}
+
+/// Writes `head`, then each chunk of `body` with `pause` between them,
+/// stopping early if the server stops reading (it may answer before the body
+/// is complete), then reads one answer.
+pub fn raw_request_streaming(
+    port: u16,
+    head: &[u8],
+    body: impl IntoIterator<Item = Vec<u8>>,
+    pause: Duration,
+) -> Option<RawResponse> {
+    raw_exchange(port, head, body, pause, false)
+}
+
+/// Like [`raw_request`], then closes the writing half: the sender is done,
+/// whatever its `content-length` said.
+pub fn raw_request_half_closed(port: u16, request: &[u8]) -> Option<RawResponse> {
+    raw_exchange(port, request, std::iter::empty(), Duration::ZERO, true)
+}
+
+fn raw_exchange(
+    port: u16,
+    head: &[u8],
+    body: impl IntoIterator<Item = Vec<u8>>,
+    pause: Duration,
+    half_close: bool,
+) -> Option<RawResponse> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let start = Instant::now();
+    stream.write_all(head).ok()?;
+    for chunk in body {
+        if !pause.is_zero() {
+            thread::sleep(pause);
+        }
+        if stream.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    if half_close {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+    let mut reader = BufReader::new(stream);
+    read_response(&mut reader).map(|(status, headers, body)| RawResponse {
+        status,
+        headers,
+        body,
+        elapsed: start.elapsed(),
+    })
+}
+
+type Head = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn read_response(reader: &mut impl BufRead) -> Option<Head> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v): &(String, String)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = find("content-length") {
+        body.resize(len.parse().ok()?, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else if find("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if status != 204 && status != 304 {
+        let _ = reader.read_to_end(&mut body);
+    }
+    Some((status, headers, body))
+}
+
+/// Resident memory of a process, in KiB (`VmRSS` in /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// User plus system CPU time of a process, in clock ticks (/proc/<pid>/stat).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Tests whose timing matters (the load run, the fault timings) hold this,
+/// so that they do not run at the same time as each other in one `cargo test`.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until the relay has written at least `n` request lines (its
+/// `console.log` reaches the file a moment after the answer), then returns them.
+pub fn wait_for_log_lines(w: &Workerd, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let lines = w.log_lines();
+        if lines.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for seeded schedules.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
     }
 }

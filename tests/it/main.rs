@@ -2,7 +2,11 @@
 //! the ones marked `#[ignore]` need the built Worker and workerd, and run via
 //! `scripts/test.sh` (`cargo test -- --include-ignored`).
 
+mod bad_input;
 mod e2e;
+mod faults;
 mod fixtures;
 mod harness;
+mod logs;
+mod properties;
 mod svix_reference;
