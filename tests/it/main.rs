@@ -8,5 +8,6 @@ mod faults;
 mod fixtures;
 mod harness;
 mod logs;
+mod main_api;
 mod properties;
 mod svix_reference;

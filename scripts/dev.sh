@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The README's run command (`npm ci && npm run dev`): the relay on
+# 127.0.0.1:8788 and the reference main API (examples/main-api, D1) on
+# 127.0.0.1:8787, each a `wrangler dev` with its own inspector port (9230,
+# 9231). Installs what is missing, creates the dev `.dev.vars` files from
+# their examples, applies the local D1 migrations, then runs both until
+# Ctrl-C or until either one exits, and stops both.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/tools.sh
+ensure_tools
+
+WRANGLER="$ROOT/node_modules/.bin/wrangler"
+API_DIR=examples/main-api
+
+for vars in .dev.vars "$API_DIR/.dev.vars"; do
+  if [ ! -f "$vars" ]; then
+    cp "$vars.example" "$vars"
+    echo "dev: created $vars from $vars.example (local secrets only)"
+  fi
+done
+
+for port in 8787 8788 9230 9231; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "dev: port $port is in use; stop what is listening there first" >&2
+    exit 1
+  fi
+done
+
+echo "dev: applying the D1 migrations to the local database"
+# stdin from /dev/null: non-interactive, so wrangler applies without asking.
+(cd "$API_DIR" && "$WRANGLER" d1 migrations apply DB --local </dev/null)
+
+# Job control: each server runs in a process group of its own, so Ctrl-C
+# reaches only this script, which then stops each group as a whole
+# (wrangler, its build, its workerd).
+set -m
+pids=()
+serve() {
+  local name=$1 dir=$2
+  (cd "$dir" && exec "$WRANGLER" dev --show-interactive-dev-session=false </dev/null 2>&1 |
+    sed -u "s/^/[$name] /") &
+  pids+=("$!")
+}
+
+stopping=
+stop() {
+  [ -n "$stopping" ] && return
+  stopping=1
+  trap - INT TERM
+  echo
+  echo "dev: stopping the relay and the API"
+  local pid
+  for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=
+    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
+
+serve api "$API_DIR"
+serve relay .
+
+ready() {
+  if command -v curl >/dev/null; then
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health" 2>/dev/null
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+(
+  for _ in $(seq 1 1200); do
+    if ready 8787 && ready 8788; then
+      cat <<'EOF'
+
+dev: both are up.
+  relay     http://127.0.0.1:8788/webhook?secret=test-webhook-secret
+  main API  http://127.0.0.1:8787/internal/clerk-sync  (D1: examples/main-api/.wrangler)
+  signed delivery:    npm run send -- user.created
+  read the row back:  curl -H 'Authorization: Bearer test-api-secret' http://127.0.0.1:8787/internal/users/user_29w83sxmDNGwOuEthce5gg56FcC
+  Ctrl-C stops both.
+
+EOF
+      exit 0
+    fi
+    sleep 0.5
+  done
+) &
+banner=$!
+
+# Until either server exits (or Ctrl-C, through the trap).
+wait -n "${pids[@]}" || true
+kill "$banner" 2>/dev/null || true
+echo "dev: a server exited"
+exit 1

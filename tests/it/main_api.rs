@@ -1,0 +1,751 @@
+//! The whole flow in the real runtime: the built relay (workerd) forwarding
+//! signed Clerk deliveries to the reference main API (`examples/main-api`,
+//! served by `wrangler dev`: workerd with a local D1 database), and the
+//! result read back through `GET /internal/users/:clerk_id`.
+//!
+//! One API process serves the whole test binary (started on first use, on a
+//! free port, with its own inspector port and D1 directory, migrations
+//! applied); each test uses Clerk ids of its own. A watchdog stops the API's
+//! process group and removes its directory when the test process is gone.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use crate::fixtures;
+use crate::harness::*;
+
+// ---- the API process ------------------------------------------------------
+
+/// A `wrangler dev` of the reference main API.
+pub struct MainApi {
+    pub url: String,
+    pgid: u32,
+    persist: PathBuf,
+    log: PathBuf,
+}
+
+/// Runs the command given after `parent dir` in the background; when the
+/// test process (`parent`) is gone, or the command ends, stops the whole
+/// process group (wrangler, its workerd), and removes `dir` if the parent
+/// is gone (a static is never dropped).
+const WATCHDOG: &str = r#"
+parent=$1; dir=$2; shift 2
+"$@" </dev/null &
+while kill -0 "$parent" 2>/dev/null && kill -0 $! 2>/dev/null; do sleep 0.5; done
+trap '' TERM
+kill -TERM -- -$$ 2>/dev/null
+sleep 2
+kill -0 "$parent" 2>/dev/null || rm -rf "$dir"
+kill -KILL -- -$$ 2>/dev/null
+"#;
+
+/// Startup includes the Worker build (`[build] command`), a full compile
+/// when `scripts/test.sh` has not built it just before.
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn api_dir() -> PathBuf {
+    repo_root().join("examples/main-api")
+}
+
+fn wrangler() -> PathBuf {
+    repo_root().join("node_modules/.bin/wrangler")
+}
+
+fn api() -> &'static MainApi {
+    static SHARED: OnceLock<MainApi> = OnceLock::new();
+    SHARED.get_or_init(MainApi::start)
+}
+
+impl MainApi {
+    pub fn start() -> Self {
+        let dir = TempDir::new("main-api");
+        let persist = dir.path().to_path_buf();
+        std::mem::forget(dir); // removed by the watchdog or by Drop
+        let log = persist.join("wrangler-dev.log");
+        let port = free_port();
+        let inspector = free_port();
+
+        let migrate = run_wrangler(
+            &[
+                "d1",
+                "migrations",
+                "apply",
+                "DB",
+                "--local",
+                "--persist-to",
+                persist.to_str().unwrap(),
+            ],
+            Duration::from_secs(180),
+        );
+        assert!(migrate.0, "migrations failed: {}", migrate.1);
+
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("bash")
+            .args(["-c", WATCHDOG, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(&persist)
+            .arg(wrangler())
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &inspector.to_string()])
+            .arg("--persist-to")
+            .arg(&persist)
+            .args(["--var", &format!("API_SECRET:{DEV_API_SECRET}")])
+            .arg("--show-interactive-dev-session=false")
+            .current_dir(api_dir())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("start wrangler dev");
+        let api = MainApi {
+            url: format!("http://127.0.0.1:{port}"),
+            pgid: child.id(),
+            persist,
+            log,
+        };
+        let mut child = child;
+        let start = Instant::now();
+        loop {
+            if let Ok(resp) = ureq::get(&format!("{}/health", api.url))
+                .timeout(Duration::from_secs(5))
+                .call()
+            {
+                if resp.status() == 200 {
+                    break;
+                }
+            }
+            let exited = child.try_wait().unwrap().is_some();
+            assert!(
+                !exited && start.elapsed() < START_TIMEOUT,
+                "the main API did not start:\n{}",
+                api.logs()
+            );
+            thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!(
+            "main API ready on {} after {:.1}s",
+            api.url,
+            start.elapsed().as_secs_f64()
+        );
+        api
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn bearer() -> Vec<(String, String)> {
+        vec![
+            ("authorization".into(), format!("Bearer {DEV_API_SECRET}")),
+            ("content-type".into(), "application/json".into()),
+        ]
+    }
+
+    /// `POST /internal/clerk-sync` with the bearer.
+    pub fn sync(&self, command: &Json) -> (u16, Json) {
+        post(
+            &format!("{}/internal/clerk-sync", self.url),
+            &Self::bearer(),
+            command.to_string().as_bytes(),
+        )
+    }
+
+    /// `GET /internal/users/:clerk_id` with the bearer.
+    pub fn user(&self, clerk_id: &str) -> (u16, Json) {
+        get_with(
+            &format!("{}/internal/users/{clerk_id}", self.url),
+            &Self::bearer(),
+        )
+    }
+
+    pub fn status(&self) -> Json {
+        let (s, body) = get_with(
+            &format!("{}/internal/sync/status", self.url),
+            &Self::bearer(),
+        );
+        assert_eq!(s, 200, "{body}");
+        body
+    }
+
+    /// `POST /internal/users`: the application's signup (a pending row).
+    pub fn create_user(&self, body: &Json) -> (u16, Json) {
+        post(
+            &format!("{}/internal/users", self.url),
+            &Self::bearer(),
+            body.to_string().as_bytes(),
+        )
+    }
+}
+
+impl Drop for MainApi {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.pgid)])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.persist);
+    }
+}
+
+/// Runs wrangler in the API's directory, bounded in time: (success, output).
+fn run_wrangler(args: &[&str], timeout: Duration) -> (bool, String) {
+    let dir = TempDir::new("wrangler-out");
+    let out_path = dir.path().join("out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(wrangler())
+        .args(args)
+        .current_dir(api_dir())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .expect("run wrangler");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (status.is_some_and(|s| s.success()), text)
+}
+
+fn get_with(url: &str, headers: &[(String, String)]) -> (u16, Json) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(20));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let json = serde_json::from_str(&resp.into_string().unwrap_or_default()).unwrap_or(Json::Null);
+    (status, json)
+}
+
+// ---- Clerk deliveries through the relay ---------------------------------------
+
+fn relay() -> Workerd {
+    Workerd::serve_relay(&relay_bindings(&api().url))
+}
+
+fn webhook_url(w: &Workerd) -> String {
+    format!("{}/webhook?secret={DEV_QUERY_SECRET}", w.base_url)
+}
+
+/// A fresh svix-id.
+fn msg_id(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "msg_{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A signed delivery of `body` with this svix-id: the relay's answer.
+fn deliver(relay: &Workerd, id: &str, body: &[u8]) -> (u16, Json) {
+    post(&webhook_url(relay), &svix_headers(id, body), body)
+}
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00.000Z
+
+/// A Clerk `user.created` / `user.updated` event as Clerk sends it.
+fn user_event(
+    event_type: &str,
+    clerk_id: &str,
+    updated_ms: i64,
+    email: Option<&str>,
+    external_id: Option<&str>,
+) -> Vec<u8> {
+    let emails: Vec<Json> = email
+        .iter()
+        .map(|e| {
+            json!({"id": "idn_1", "object": "email_address", "email_address": e,
+                        "verification": {"status": "verified", "strategy": "email_code"}})
+        })
+        .collect();
+    json!({
+        "type": event_type,
+        "object": "event",
+        "timestamp": updated_ms + 7,
+        "data": {
+            "id": clerk_id,
+            "object": "user",
+            "email_addresses": emails,
+            "primary_email_address_id": email.map(|_| "idn_1"),
+            "first_name": format!("First{updated_ms}"),
+            "last_name": "Last",
+            "username": null,
+            "image_url": "https://img.clerk.com/x",
+            "external_id": external_id,
+            "created_at": T0 - 60_000,
+            "updated_at": updated_ms,
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn deleted_event(clerk_id: &str, at_ms: i64) -> Vec<u8> {
+    json!({"type": "user.deleted", "object": "event", "timestamp": at_ms,
+           "data": {"deleted": true, "id": clerk_id, "object": "user"}})
+    .to_string()
+    .into_bytes()
+}
+
+fn contract_time(ms: i64) -> String {
+    clerk_sync::time_fmt::format_millis(ms).unwrap()
+}
+
+// ---- the tests ----------------------------------------------------------------
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn created_updated_deleted_through_the_relay_are_in_the_table() {
+    let relay = relay();
+    let (created, updated, deleted) = (
+        fixtures::load("docs_user_created.json"),
+        fixtures::load("dashboard_user_updated.json"),
+        fixtures::load("dashboard_user_deleted.json"),
+    );
+    let clerk_id = "user_29w83sxmDNGwOuEthce5gg56FcC";
+
+    let (s, r) = deliver(&relay, &msg_id("create"), &created);
+    assert_eq!((s, &r["forwarded"]), (200, &json!(true)), "{r}");
+    let (s, u) = api().user(clerk_id);
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["deleted"], false);
+    let row = &u["user"];
+    assert_eq!(row["sync_status"], "synced");
+    assert_eq!(row["email"], "example@example.org");
+    assert_eq!(row["first_name"], "Example");
+    assert_eq!(row["last_name"], "Example");
+    assert_eq!(row["created_at"], "2022-05-31T15:56:31.514Z");
+    assert_eq!(row["clerk_updated_at"], "2022-05-31T15:56:31.835Z");
+    assert_eq!(row["sync_error"], Json::Null);
+    assert!(row["last_sync_attempt"].is_string());
+
+    let (s, r) = deliver(&relay, &msg_id("update"), &updated);
+    assert_eq!(s, 200, "{r}");
+    let row = api().user(clerk_id).1["user"].clone();
+    assert_eq!(row["clerk_updated_at"], "2022-05-31T16:00:24.306Z");
+    assert_eq!(row["last_name"], Json::Null, "the update's null last name");
+    assert_eq!(row["sync_status"], "synced");
+
+    let (s, r) = deliver(&relay, &msg_id("delete"), &deleted);
+    assert_eq!(s, 200, "{r}");
+    let u = api().user(clerk_id).1;
+    assert_eq!(u["deleted"], true);
+    assert!(u["user"]["deleted_at"].is_string());
+    assert_eq!(u["sync_status"], "synced");
+
+    // The created event delivered again under a new id: the tombstone holds.
+    let (s, _) = deliver(&relay, &msg_id("late"), &created);
+    assert_eq!(s, 200);
+    let again = api().user(clerk_id).1;
+    assert_eq!(again["user"]["deleted_at"], u["user"]["deleted_at"]);
+    assert_eq!(
+        again["user"]["clerk_updated_at"],
+        "2022-05-31T16:00:24.306Z"
+    );
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn the_seed_curl_unsigned_ends_synced() {
+    // The README's curl: unsigned, accepted because the dev .dev.vars allows it.
+    let lax = Workerd::serve_relay(&with_binding(
+        relay_bindings(&api().url),
+        "ALLOW_UNSIGNED_WEBHOOKS",
+        "true",
+    ));
+    let body = fixtures::load("seed_curl_user_created.json");
+    let plain = vec![("content-type".to_string(), "application/json".to_string())];
+    let (s, r) = post(&webhook_url(&lax), &plain, &body);
+    assert_eq!(s, 200, "{r}");
+    let (s, u) = api().user("test_id");
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["user"]["sync_status"], "synced");
+    assert_eq!(u["user"]["email"], "test@example.com");
+    assert_eq!(u["user"]["first_name"], "Test");
+    // The same body again is the same operation: the API's 409 is a 200 here.
+    let (s, r) = post(&webhook_url(&lax), &plain, &body);
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(outcomes("test_id"), ["duplicate", "applied"]);
+}
+
+/// The Clerk id's audit trail, newest first, as the API shows it.
+fn outcomes(clerk_id: &str) -> Vec<String> {
+    let (s, u) = api().user(clerk_id);
+    assert_eq!(s, 200, "{u}");
+    u["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// xorshift64*: small, seeded, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn any_order_with_repeats_converges_through_the_relay() {
+    let seed = env_or("CONVERGENCE_SEED", 0xC1E4_5EED);
+    let count = env_or("CONVERGENCE_SCHEDULES", 100);
+    let mut rng = Rng(seed | 1);
+    let relay = relay();
+    let started = Instant::now();
+    let (mut deliveries, mut deleted) = (0, 0);
+    for n in 0..count {
+        let ctx = format!("seed {seed:#x}, schedule {n}");
+        let clerk_id = format!("user_conv_{}_{n}", std::process::id());
+        // 1–3 versions (created, then updated), maybe a delete.
+        let versions = 1 + rng.below(3) as i64;
+        let mut events: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut t = T0 + n as i64 * 10_000;
+        let mut newest = (0, String::new());
+        for v in 0..versions {
+            t += 1 + rng.below(3) as i64 * 700;
+            let email = format!("conv{n}.v{v}.{}@example.com", std::process::id());
+            let kind = if v == 0 {
+                "user.created"
+            } else {
+                "user.updated"
+            };
+            events.push((
+                msg_id("conv"),
+                user_event(kind, &clerk_id, t, Some(&email), None),
+            ));
+            newest = (t, email);
+        }
+        let is_deleted = rng.below(10) < 4;
+        if is_deleted {
+            deleted += 1;
+            events.push((msg_id("conv_del"), deleted_event(&clerk_id, t + 1)));
+        }
+        // Each delivered 1–3 times (a repeat is Svix's retry: the same id).
+        let mut schedule = Vec::new();
+        for e in &events {
+            for _ in 0..1 + rng.below(3) {
+                schedule.push(e.clone());
+            }
+        }
+        rng.shuffle(&mut schedule);
+        deliveries += schedule.len();
+        // A third of the schedules race three deliveries at a time.
+        let concurrent = n % 3 == 0;
+        let statuses: Vec<(u16, Json)> = if concurrent {
+            schedule
+                .chunks(3)
+                .flat_map(|chunk| {
+                    thread::scope(|s| {
+                        let handles: Vec<_> = chunk
+                            .iter()
+                            .map(|(id, body)| s.spawn(|| deliver(&relay, id, body)))
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect()
+        } else {
+            schedule
+                .iter()
+                .map(|(id, body)| deliver(&relay, id, body))
+                .collect()
+        };
+        for (s, r) in &statuses {
+            assert_eq!(*s, 200, "{ctx}: every delivery is taken: {r}");
+        }
+
+        let (s, u) = api().user(&clerk_id);
+        assert_eq!(s, 200, "{ctx}: {u}");
+        assert_eq!(u["deleted"], is_deleted, "{ctx}: {u}");
+        if is_deleted {
+            if !u["user"].is_null() {
+                assert!(u["user"]["deleted_at"].is_string(), "{ctx}: {u}");
+                assert_eq!(u["user"]["sync_status"], "synced", "{ctx}: {u}");
+            }
+        } else {
+            let row = &u["user"];
+            assert_eq!(row["sync_status"], "synced", "{ctx}: {u}");
+            assert_eq!(
+                row["clerk_updated_at"],
+                contract_time(newest.0),
+                "{ctx}: {u}"
+            );
+            assert_eq!(row["email"], json!(newest.1), "{ctx}: {u}");
+            assert_eq!(row["first_name"], format!("First{}", newest.0), "{ctx}");
+        }
+    }
+    assert!(deleted > 0 && deleted < count, "both kinds occur");
+    eprintln!(
+        "convergence through the relay: {count} schedules, {deliveries} deliveries in {:.1}s, seed {seed:#x}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A row the application created at signup, before Clerk confirmed it.
+fn pending_row(id: &str, email: &str) {
+    let (s, r) = api().create_user(&json!({"id": id, "email": email, "first_name": "Pending"}));
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["user"]["sync_status"], "pending");
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn pending_rows_are_linked_by_external_id_and_by_email() {
+    let relay = relay();
+    let tag = std::process::id();
+    let (by_ext, by_email) = (format!("app_ext_{tag}"), format!("app_mail_{tag}"));
+    let mail = format!("pending.{tag}@example.com");
+    pending_row(&by_ext, &format!("signup.{tag}@example.com"));
+    pending_row(&by_email, &mail);
+
+    let clerk_a = format!("user_link_ext_{tag}");
+    let body = user_event(
+        "user.created",
+        &clerk_a,
+        T0,
+        Some(&format!("clerk.{tag}@example.com")),
+        Some(&by_ext),
+    );
+    assert_eq!(deliver(&relay, &msg_id("link"), &body).0, 200);
+    let u = api().user(&clerk_a).1;
+    assert_eq!(u["user"]["id"], json!(by_ext), "linked, not a new row: {u}");
+    assert_eq!(u["user"]["sync_status"], "synced");
+    assert_eq!(
+        u["user"]["email"],
+        json!(format!("clerk.{tag}@example.com"))
+    );
+
+    let clerk_b = format!("user_link_mail_{tag}");
+    let body = user_event("user.created", &clerk_b, T0, Some(&mail), None);
+    assert_eq!(deliver(&relay, &msg_id("link"), &body).0, 200);
+    let u = api().user(&clerk_b).1;
+    assert_eq!(u["user"]["id"], json!(by_email), "{u}");
+    assert_eq!(u["user"]["sync_status"], "synced");
+    assert_eq!(u["user"]["first_name"], format!("First{T0}"));
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn bearer_and_repeats_at_the_api() {
+    let tag = std::process::id();
+    let op = format!("msg_auth_{tag}");
+    let clerk_id = format!("user_auth_{tag}");
+    let command = json!({
+        "version": 1, "command": "upsert_user", "operation_id": op,
+        "event_type": "user.created", "occurred_at": contract_time(T0),
+        "received_at": contract_time(T0 + 1), "clerk_id": clerk_id,
+        "user": {"email": format!("auth.{tag}@example.com"), "email_verified": true,
+                 "first_name": "A", "last_name": null, "username": null, "image_url": null,
+                 "external_id": null, "created_at": contract_time(T0),
+                 "updated_at": contract_time(T0)}
+    });
+    let url = format!("{}/internal/clerk-sync", api().url);
+    let body = command.to_string();
+    for auth in [None, Some("Bearer wrong"), Some("test-api-secret")] {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(a) = auth {
+            headers.push(("authorization".into(), a.into()));
+        }
+        let (s, r) = post(&url, &headers, body.as_bytes());
+        assert_eq!((s, &r["error"]), (401, &json!("unauthorized")), "{auth:?}");
+    }
+    let (s, _) = get_with(&format!("{}/internal/users/{clerk_id}", api().url), &[]);
+    assert_eq!(s, 401);
+    let (s, _) = get_with(&format!("{}/internal/sync/status", api().url), &[]);
+    assert_eq!(s, 401);
+    // 404: no row, no tombstone, not even an audit row.
+    assert_eq!(api().user(&clerk_id).0, 404, "nothing written");
+
+    let (s, r) = api().sync(&command);
+    assert_eq!((s, &r["outcome"]), (200, &json!("applied")), "{r}");
+    let before = api().user(&clerk_id).1["user"].clone();
+    let mut changed = command.clone();
+    changed["user"]["first_name"] = json!("Changed");
+    let (s, r) = api().sync(&changed);
+    assert_eq!((s, &r["error"]), (409, &json!("already_applied")), "{r}");
+    assert_eq!(
+        api().user(&clerk_id).1["user"],
+        before,
+        "a repeat changes nothing"
+    );
+
+    let mut bad = command.clone();
+    bad["operation_id"] = json!(format!("msg_bad_{tag}"));
+    bad["occurred_at"] = json!("2026-01-01 00:00:00");
+    let (s, r) = api().sync(&bad);
+    assert_eq!((s, &r["error"]), (400, &json!("invalid_command")), "{r}");
+    assert_eq!(outcomes(&clerk_id), ["rejected", "duplicate", "applied"]);
+    let trail = api().user(&clerk_id).1["audit"].clone();
+    assert!(trail[0]["error"].as_str().unwrap().contains("occurred_at"));
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn a_conflict_is_422_recorded_as_failed_and_nothing_is_half_written() {
+    let relay = relay();
+    let tag = std::process::id();
+    let shared = format!("shared.{tag}@example.com");
+    let (a, b) = (format!("user_owner_{tag}"), format!("user_claim_{tag}"));
+    assert_eq!(
+        deliver(
+            &relay,
+            &msg_id("owner"),
+            &user_event("user.created", &a, T0, Some(&shared), None)
+        )
+        .0,
+        200
+    );
+    let a_before = api().user(&a).1;
+
+    // A second Clerk user claims the address: the API answers 422, so the
+    // relay answers 502 and Svix will retry.
+    let claim_id = msg_id("claim");
+    let claim = user_event("user.created", &b, T0 + 5, Some(&shared), None);
+    let (s, r) = deliver(&relay, &claim_id, &claim);
+    assert_eq!((s, &r["error"]), (502, &json!("upstream_rejected")), "{r}");
+    let u = api().user(&b).1;
+    assert_eq!(u["sync_status"], "failed", "{u}");
+    let error = u["user"]["sync_error"].as_str().unwrap();
+    assert!(
+        error.contains("UNIQUE constraint failed: users.email"),
+        "{error}"
+    );
+    assert_eq!(u["user"]["email"], Json::Null, "none of the command's data");
+    assert_eq!(u["user"]["clerk_updated_at"], Json::Null);
+    assert_eq!(
+        api().user(&a).1["user"],
+        a_before["user"],
+        "the owner is untouched"
+    );
+    let status = api().status();
+    assert!(status["failed_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["clerk_id"] == json!(b)));
+    assert_eq!(u["audit"][0]["outcome"], "failed");
+    assert_eq!(u["audit"][0]["error"], json!(error));
+
+    // A pending row whose link would be followed by the conflict: the batch
+    // is rolled back, and the failure is recorded on that row.
+    let pending = format!("app_conflict_{tag}");
+    let own = format!("own.{tag}@example.com");
+    pending_row(&pending, &own);
+    let c = format!("user_pending_claim_{tag}");
+    let body = user_event("user.created", &c, T0, Some(&shared), Some(&pending));
+    assert_eq!(deliver(&relay, &msg_id("pclaim"), &body).0, 502);
+    let u = api().user(&c).1;
+    assert_eq!(u["user"]["id"], json!(pending), "{u}");
+    assert_eq!(u["user"]["sync_status"], "failed");
+    assert_eq!(
+        u["user"]["email"],
+        json!(own),
+        "the row's data is as it was"
+    );
+    assert_eq!(u["user"]["first_name"], "Pending");
+
+    // Svix retries: refused again, not a 409: the failed batch's claim of
+    // the operation id was rolled back with the rest.
+    assert_eq!(deliver(&relay, &claim_id, &claim).0, 502);
+    let moved = user_event(
+        "user.updated",
+        &a,
+        T0 + 10,
+        Some(&format!("moved.{tag}@example.com")),
+        None,
+    );
+    assert_eq!(deliver(&relay, &msg_id("move"), &moved).0, 200);
+    let (s, r) = deliver(&relay, &claim_id, &claim);
+    assert_eq!(s, 200, "{r}");
+    let u = api().user(&b).1;
+    assert_eq!(u["sync_status"], "synced");
+    assert_eq!(u["user"]["sync_error"], Json::Null);
+    assert_eq!(u["user"]["email"], json!(shared));
+    assert_eq!(outcomes(&b), ["applied", "failed", "failed"]);
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn the_status_endpoint_shows_the_dashboard_data() {
+    let relay = relay();
+    let tag = std::process::id();
+    let clerk_id = format!("user_status_{tag}");
+    let id = msg_id("status");
+    let body = user_event("user.created", &clerk_id, T0, None, None);
+    assert_eq!(deliver(&relay, &id, &body).0, 200);
+    let s = api().status();
+    for key in ["synced", "pending", "failed"] {
+        assert!(s["users"]["by_sync_status"][key].is_u64(), "{s}");
+    }
+    assert!(s["users"]["total"].as_u64().unwrap() >= 1);
+    assert!(s["latest_failures"].is_array());
+    assert!(s["last_applied_operation"]["operation_id"].is_string());
+    // wrangler prints the Worker's log lines as they come.
+    let needle = format!("\"operation_id\":\"{id}\"");
+    let start = Instant::now();
+    while !api().logs().contains(&needle) && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let logs = api().logs();
+    assert!(
+        logs.contains(&format!("\"operation_id\":\"{id}\"")),
+        "one log line per request"
+    );
+    assert!(!logs.contains(DEV_API_SECRET), "the bearer is never logged");
+    assert!(!logs.contains("@example.com"), "no email is logged");
+}
