@@ -21,5 +21,11 @@ step "build the relay bundle (wrangler deploy --dry-run)"
 npx wrangler deploy --dry-run --outdir dist 2>&1 | tee target/relay-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/relay-dry-run.log || { echo "relay build failed"; cat target/relay-dry-run.log; exit 1; }
 
+step "build the reference main API (examples/main-api: wasm32 lints, wrangler deploy --dry-run)"
+cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D warnings
+(cd examples/main-api && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/main-api/dist) 2>&1 |
+  tee target/main-api-dry-run.log | grep -E "Total Upload|error:" || true
+grep -q "Total Upload" target/main-api-dry-run.log || { echo "main API build failed"; cat target/main-api-dry-run.log; exit 1; }
+
 step "tests: native and end to end (workerd)"
 cargo test --workspace -- --include-ignored
