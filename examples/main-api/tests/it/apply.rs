@@ -481,3 +481,24 @@ fn the_log_line_holds_no_personal_data() {
         "{line}"
     );
 }
+
+#[test]
+fn an_oversized_body_is_413_and_audited() {
+    use clerk_sync_main_api::error::ApiError;
+    use clerk_sync_main_api::log::RequestLog;
+    use clerk_sync_main_api::service;
+    let api = Api::new();
+    let mut log = RequestLog::new("POST", "/internal/clerk-sync");
+    let result = block_on(service::sync(
+        &api.db,
+        Err(ApiError::PayloadTooLarge),
+        START_MS,
+        &mut log,
+    ));
+    assert_eq!(result, Err(ApiError::PayloadTooLarge));
+    let rows = api.db.query("SELECT outcome, error FROM sync_audit", &[]);
+    assert_eq!(
+        rows,
+        [json!({"outcome": "rejected", "error": "payload too large"})]
+    );
+}
