@@ -20,6 +20,7 @@ cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 step "build the relay bundle (wrangler deploy --dry-run)"
 npx wrangler deploy --dry-run --outdir dist 2>&1 | tee target/relay-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/relay-dry-run.log || { echo "relay build failed"; cat target/relay-dry-run.log; exit 1; }
+bash scripts/check-size.sh target/relay-dry-run.log
 
 step "build the reference main API (examples/main-api: wasm32 lints, wrangler deploy --dry-run)"
 cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D warnings
