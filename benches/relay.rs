@@ -9,8 +9,9 @@
 //! - `hmac_floor`: one HMAC-SHA256 over `{id}.{timestamp}.{body}`, which no
 //!   verifier can beat.
 //!
-//! Bodies: a 1 KB fixture, a 3 KB delivery (the captured fixture with some
-//! public metadata) and the 64 KB large-metadata fixture.
+//! Bodies: a 1 KB fixture, a 3 KB delivery (`benches/bodies/`: the captured
+//! fixture with some public metadata) and the 64 KB large-metadata fixture;
+//! the load test in workerd sends the same files.
 //! `scripts/bench.sh` runs this several times and writes `BENCHMARKS.md`.
 
 use std::hint::black_box;
@@ -29,31 +30,16 @@ const ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
 const SIGNED_AT: u64 = 1_700_000_000;
 const NOW_MS: u64 = 1_700_000_000_123;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+fn read(path: &str) -> Vec<u8> {
+    let path = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The captured `user.created` with about 1 KB of public metadata: the size
-/// of a typical delivery for a user with some profile data.
-fn three_kb() -> Vec<u8> {
-    let mut event: serde_json::Value =
-        serde_json::from_slice(&fixture("captured_user_created.json")).unwrap();
-    let tags: Vec<String> = (0..40).map(|n| format!("tag-{n:02}")).collect();
-    event["data"]["public_metadata"] = serde_json::json!({
-        "plan": "team", "seats": 12, "onboarding": {"step": 4, "done": false},
-        "tags": tags, "note": "migrated from v1 \"legacy\" plan — 東京 office",
-    });
-    let body = serde_json::to_vec_pretty(&event).unwrap();
-    assert!((2800..3400).contains(&body.len()), "{}", body.len());
-    body
 }
 
 fn cases() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("1KB", fixture("docs_user_created.json")),
-        ("3KB", three_kb()),
-        ("64KB", fixture("large_user_updated.json")),
+        ("1KB", read("tests/fixtures/docs_user_created.json")),
+        ("3KB", read("benches/bodies/user_created_3kb.json")),
+        ("64KB", read("tests/fixtures/large_user_updated.json")),
     ]
 }
 
