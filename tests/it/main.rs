@@ -7,6 +7,7 @@ mod e2e;
 mod faults;
 mod fixtures;
 mod harness;
+mod load;
 mod logs;
 mod main_api;
 mod properties;
