@@ -9,6 +9,9 @@
 //! the mapper; bit 2 set the clock to the timestamp header; bit 3 allow
 //! unsigned deliveries; bits 4, 5, 6 drop the id, timestamp, signature header.
 //!
+//! Admission (`query_of`, `admit`) runs too, on the id line as a URL and
+//! the timestamp line as a `content-length`.
+//!
 //! Checked beyond "no panic": nothing verifies without the key; what
 //! verifies has a valid id, a canonical timestamp within the tolerance and
 //! at most 16 entries; every forwarded command meets the contract.
@@ -94,7 +97,7 @@ fuzz_target!(|data: &[u8]| {
     .unwrap();
     if let Ok(d) = verifier.verify(&headers, body, now) {
         assert!(signed, "verified without the key");
-        let id = id.unwrap();
+        let id = id.as_deref().unwrap();
         assert_eq!(d.operation_id(), id);
         assert!((1..=MAX_ID_LEN).contains(&id.len()));
         assert!(id
@@ -111,8 +114,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(entries <= MAX_SIGNATURE_ENTRIES);
     }
 
-    // The whole pure path, with and without unsigned deliveries allowed.
+    // The whole pure path, with and without unsigned deliveries allowed;
+    // admission reads the id line as a URL and the timestamp line as a length.
     let config = config(flags & 8 != 0);
+    let _ = relay::admit(
+        &config,
+        relay::query_of(id.as_deref().unwrap_or("")),
+        timestamp.as_deref(),
+    );
     let now_ms = now.saturating_mul(1000).saturating_add(123);
     let mut log = RequestLog::new("POST", "/webhook");
     let reply = match relay::process(&config, &headers, body, now_ms) {
