@@ -282,6 +282,39 @@ enum Want {
     Reject,
 }
 
+proptest! {
+    #[test]
+    fn admission_needs_the_query_secret_exactly_once(
+        before in "[a-z0-9=&]{0,40}",
+        after in "[a-z0-9=&#]{0,40}",
+        path in "[ -$&-~]{0,40}",
+        secret_times in 0usize..3,
+        length in proptest::option::of(prop_oneof![any::<u64>().prop_map(|n| n.to_string()), any::<String>()]),
+    ) {
+        let config = config(false);
+        let mut url = format!("https://relay.example/{path}?{before}");
+        for _ in 0..secret_times {
+            url.push_str("&secret=q");
+        }
+        url.push('&');
+        url.push_str(&after);
+        let query = relay::query_of(&url);
+        let admitted = relay::admit(&config, query, length.as_deref());
+        // Anything generated around it may add a `secret` of its own.
+        let others = format!("{path}{before}{after}").contains("secret");
+        if secret_times != 1 && !others {
+            prop_assert_eq!(&admitted, &Err(clerk_sync::RelayError::Unauthorized));
+        }
+        if secret_times == 1 && !others && !path.contains(['?', '#']) && !before.contains('#') {
+            let too_long = length
+                .as_deref()
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > u64::from(config.max_body_bytes));
+            prop_assert_eq!(admitted.is_ok(), !too_long);
+        }
+    }
+}
+
 /// Runs `f` on a thread with the WASM stack's size (1 MiB), so unbounded
 /// recursion shows up here as it would in the Worker.
 fn on_wasm_sized_stack(f: impl FnOnce() + Send + 'static) {
