@@ -528,3 +528,56 @@ fn the_same_shapes_pass_when_valid() {
     }
     assert_eq!(api.received().len(), n);
 }
+
+/// The limit holds while the body is still arriving: a chunked body with no
+/// length is answered 413 once the bytes read pass `MAX_BODY_BYTES`, and the
+/// connection closes, long before the sender would have finished.
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
+fn a_chunked_body_over_the_limit_is_refused_before_it_ends() {
+    use std::io::{Read, Write};
+    let api = StandIn::start();
+    let relay = Workerd::serve_relay(&relay_bindings(&api.url));
+    // 4 MiB in 16 KiB chunks, 20 ms apart: 5 s to send it all.
+    let big = vec![b' '; 4 << 20];
+    let mut lines = signed("msg_chunked_slow", &big, 0);
+    lines.pop();
+    lines.push(line("transfer-encoding", "chunked"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", relay.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .write_all(&head(relay.port, &format!("{SYNC}{}", query()), &lines))
+        .unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    let answer = std::thread::spawn(move || {
+        // Until the relay closes (or resets) the connection.
+        let (mut got, mut buf) = (Vec::new(), [0u8; 512]);
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).to_string()
+    });
+    let mut sent = 0;
+    for c in big.chunks(16 * 1024) {
+        std::thread::sleep(Duration::from_millis(20));
+        if stream.write_all(&chunk(c)).is_err() {
+            break;
+        }
+        sent += c.len();
+    }
+    let answer = answer.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "{}",
+        answer.lines().next().unwrap_or("")
+    );
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    assert!(
+        sent < big.len() / 2,
+        "the sender got {sent} of {} bytes out before the connection closed",
+        big.len()
+    );
+    assert!(api.received().is_empty());
+}
