@@ -218,6 +218,8 @@ def main():
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--bodies", default="3KB,64KB")
     ap.add_argument("--skip-build", action="store_true", help="reuse target/bench/dist-*")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                    help="also drive an already built relay bundle (an A/B of a change)")
     args = ap.parse_args()
     bodies = args.bodies.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -231,6 +233,12 @@ def main():
             dists[name] = OUT / f"dist-{name}"
             continue
         dists[name], sizes[name] = build(name, config)
+
+    variants = {name: relay for name, (_, relay) in VARIANTS.items()}
+    for extra in args.variant:
+        name, _, directory = extra.partition("=")
+        dists[name] = Path(directory).resolve()
+        variants[name] = True
 
     lua = OUT / "wrk-svix.lua"
     lua.write_text(WRK_LUA)
@@ -261,10 +269,10 @@ def main():
             "ALLOW_UNSIGNED_WEBHOOKS": "false",
         }
         floor_bindings = {"API_URL": f"http://127.0.0.1:{api_port}", "API_SYNC_PATH": SYNC_PATH}
-        for name, (_, relay) in VARIANTS.items():
+        for name, relay in variants.items():
             servers[name] = Workerd(name, dists[name], relay_bindings if relay else floor_bindings)
         urls = {n: f"http://127.0.0.1:{w.port}/webhook?secret={QUERY_SECRET}" for n, w in servers.items()}
-        names = list(VARIANTS)
+        names = list(variants)
 
         for body in bodies:
             path = BODIES[body]
