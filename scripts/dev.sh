@@ -87,6 +87,9 @@ dev: both are up.
   Ctrl-C stops both.
 
 EOF
+      # The signed sender is a cargo example; compile it now, once both
+      # servers are up, so that the first `npm run send` does not wait for it.
+      nice cargo build --quiet --example send >/dev/null 2>&1 || true
       exit 0
     fi
     sleep 0.5
