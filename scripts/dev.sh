@@ -59,6 +59,8 @@ stop() {
     sleep 0.1
   done
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  # The readiness banner and the sender's background build, if still running.
+  [ -n "${banner:-}" ] && { kill -- "-$banner" 2>/dev/null || true; }
 }
 trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
