@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `npm run bench`: reruns every benchmark and rewrites BENCHMARKS.md.
+#   1. native cost per delivery: `cargo bench --bench relay` (criterion),
+#      BENCH_NATIVE_ROUNDS runs (default 3);
+#   2. the relays inside workerd: benches/load.py builds the Rust relay, the
+#      JavaScript relay (benches/js-relay) and a forward-only floor, serves
+#      each with plain `workerd serve`, and drives them with wrk in
+#      BENCH_LOAD_ROUNDS alternating rounds (default 5) of BENCH_DURATION
+#      seconds (default 6) on the 3 KB and 64 KB deliveries;
+#   3. bundle sizes from `wrangler deploy --dry-run`;
+#   4. benches/report.py writes BENCHMARKS.md.
+# About 10-15 minutes on 2 cores from a clean clone (most of it the first
+# optimized build). All traffic stays on 127.0.0.1 and every run is bounded.
+# Not part of `npm test`; the size budget is (scripts/check-size.sh).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/tools.sh
+
+NATIVE_ROUNDS=${BENCH_NATIVE_ROUNDS:-3}
+LOAD_ROUNDS=${BENCH_LOAD_ROUNDS:-5}
+DURATION=${BENCH_DURATION:-6}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tools"
+ensure_tools
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk (apt)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >&2 && apt-get install -y -qq wrk >&2
+  else
+    echo "bench: wrk is missing; install it (apt-get install wrk) and rerun" >&2
+    exit 1
+  fi
+fi
+if [ ! -d benches/js-relay/node_modules/standardwebhooks ]; then
+  (cd benches/js-relay && npm ci --no-audit --no-fund >&2)
+fi
+mkdir -p target/bench
+rm -f target/bench/native.json
+
+step "native cost per delivery (criterion, $NATIVE_ROUNDS runs)"
+for round in $(seq "$NATIVE_ROUNDS"); do
+  echo "-- run $round/$NATIVE_ROUNDS" >&2
+  cargo bench --bench relay 2>&1 | grep -E '^deliver_|time:' || true
+  python3 benches/report.py native-round
+done
+
+step "inside workerd: rust vs js vs forward-only ($LOAD_ROUNDS rounds of ${DURATION}s)"
+python3 benches/load.py --rounds "$LOAD_ROUNDS" --duration "$DURATION" --bodies 3KB,64KB
+
+step "BENCHMARKS.md"
+python3 benches/report.py write
+grep -E '^- (Goal|[0-9]+KB:)|^- Budget' BENCHMARKS.md || true
