@@ -251,7 +251,7 @@ def main():
             "rounds": args.rounds, "duration_s": args.duration, "warmup_s": args.warmup,
             "connections": args.connections, "load_generator": "wrk -t1",
             "workerd": subprocess.run([str(WORKERD), "--version"], capture_output=True, text=True).stdout.strip(),
-            "wrk": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() or [""])[0],
+            "wrk": (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines() or [""])[0].split(" Copyright")[0],
         },
         "sizes": sizes,
         "bodies": {},
