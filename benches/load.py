@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -186,11 +187,8 @@ def parse_duration_ms(text):
 
 def run_wrk(url, body_path, seconds, connections, lua):
     ts = str(int(time.time()))
-    body = body_path.read_bytes()
-    key = base64.b64decode(SIGNING_SECRET.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{MESSAGE_ID}.{ts}.".encode() + body, hashlib.sha256).digest()
     env = dict(os.environ, BENCH_BODY=str(body_path), BENCH_ID=MESSAGE_ID, BENCH_TS=ts,
-               BENCH_SIG="v1," + base64.b64encode(mac).decode())
+               BENCH_SIG=sign(body_path.read_bytes(), ts))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",
          "-s", str(lua), url],
@@ -208,6 +206,64 @@ def run_wrk(url, body_path, seconds, connections, lua):
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(1) if errors else "",
     }
+
+
+def sign(body, ts, message_id=MESSAGE_ID):
+    key = base64.b64decode(SIGNING_SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{message_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def contract_check(base_urls, body_path):
+    """The JavaScript relay must answer as the Rust one does (status and error
+    code) beyond the happy path, or it is not a fair baseline."""
+    body = body_path.read_bytes()
+    now = str(int(time.time()))
+    ignored = b'{"type":"session.created","data":{"id":"sess_1"}}'
+    not_json = b"{not json"
+
+    def headers(b, ts=now, mid=MESSAGE_ID, family="svix"):
+        return {"content-type": "application/json", f"{family}-id": mid,
+                f"{family}-timestamp": ts, f"{family}-signature": sign(b, ts, mid)}
+
+    cases = [
+        ("valid", "POST", f"?secret={QUERY_SECRET}", headers(body), body),
+        ("webhook-* family", "POST", f"?secret={QUERY_SECRET}", headers(body, family="webhook"), body),
+        ("wrong query secret", "POST", "?secret=nope", headers(body), body),
+        ("query secret twice", "POST", f"?secret={QUERY_SECRET}&secret={QUERY_SECRET}", headers(body), body),
+        ("no signature headers", "POST", f"?secret={QUERY_SECRET}", {"content-type": "application/json"}, body),
+        ("bad signature", "POST", f"?secret={QUERY_SECRET}", headers(body + b" "), body),
+        ("old timestamp", "POST", f"?secret={QUERY_SECRET}", headers(body, ts=str(int(now) - 3600)), body),
+        ("bad message id", "POST", f"?secret={QUERY_SECRET}", headers(body, mid="msg.1"), body),
+        ("ignored type", "POST", f"?secret={QUERY_SECRET}", headers(ignored), ignored),
+        ("signed, not JSON", "POST", f"?secret={QUERY_SECRET}", headers(not_json), not_json),
+        ("too large", "POST", f"?secret={QUERY_SECRET}", headers(b"x" * 300_000), b"x" * 300_000),
+        ("GET /webhook", "GET", "", {}, None),
+        ("unknown path", "GET", "/nope", {}, None),
+    ]
+    answers = {}
+    for name, base in base_urls.items():
+        for case, method, suffix, hdrs, data in cases:
+            url = base + ("/webhook" + suffix if not suffix.startswith("/") else suffix)
+            req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    status, text = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, text = e.code, e.read()
+            try:
+                reply = json.loads(text)
+            except ValueError:
+                reply = {}
+            code = reply.get("error") or ("forwarded" if reply.get("forwarded") else
+                                          "ignored" if reply.get("ignored") else "?")
+            answers.setdefault(case, {})[name] = (status, code)
+    differ = {case: a for case, a in answers.items() if len(set(a.values())) != 1}
+    for case, a in answers.items():
+        log(f"contract: {case:>22}: " + ", ".join(f"{n} {s} {c}" for n, (s, c) in a.items()))
+    if differ:
+        raise SystemExit(f"load: the relays disagree on the contract: {differ}")
+    return {case: next(iter(a.values())) for case, a in answers.items()}
 
 
 def main():
@@ -273,6 +329,8 @@ def main():
             servers[name] = Workerd(name, dists[name], relay_bindings if relay else floor_bindings)
         urls = {n: f"http://127.0.0.1:{w.port}/webhook?secret={QUERY_SECRET}" for n, w in servers.items()}
         names = list(variants)
+        relays = {n: f"http://127.0.0.1:{servers[n].port}" for n in names if variants[n]}
+        results["contract"] = contract_check(relays, BODIES["3KB"])
 
         for body in bodies:
             path = BODIES[body]

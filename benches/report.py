@@ -176,6 +176,12 @@ def write():
         "Everything shares the 2 cores (workerd, wrk and the stand-in), so requests/s and latency are "
         "upper-bounded by the machine; CPU/request is the figure that carries over to the platform.")
     add("")
+    contract = load.get("contract", {})
+    if contract:
+        add(f"Before the load, both relays answered {len(contract)} contract cases identically (status and "
+            "error code), or the run fails: " +
+            "; ".join(f"{case} → {status} `{code}`" for case, (status, code) in contract.items()) + ".")
+        add("")
     goals = []
     for body, b in load["bodies"].items():
         runs = b["runs"]
