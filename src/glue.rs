@@ -70,7 +70,15 @@ async fn webhook(
     let content_length = req.headers().get("content-length").ok().flatten();
     relay::admit(&config, relay::query_of(&url), content_length.as_deref())?;
 
-    let declared = content_length.is_some_and(|n| n.trim().parse::<u64>().is_ok());
+    // With `transfer-encoding` beside it the length is not the framing: the
+    // runtime reads chunks to the end, so `bytes()` would buffer any amount.
+    let chunked = req
+        .headers()
+        .get("transfer-encoding")
+        .ok()
+        .flatten()
+        .is_some();
+    let declared = !chunked && content_length.is_some_and(|n| n.trim().parse::<u64>().is_ok());
     let body = read_body(&mut req, config.max_body_bytes, declared).await?;
     let request_headers = req.headers();
     let headers = SignatureHeaders::from_lookup(|name| request_headers.get(name).ok().flatten());
