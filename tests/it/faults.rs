@@ -207,7 +207,7 @@ fn a_random_schedule_of_faults_loses_nothing() {
         Behaviour::Delay(Duration::from_millis(1300), 200), // over it
     ];
     let seed = schedule_seed();
-    let mut rng = SplitMix(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let bodies: Vec<Vec<u8>> = fixtures::ALL.iter().map(|f| fixtures::load(f)).collect();
 
     // Each delivery is new, or (as Svix does) a retry of one that failed.
@@ -216,12 +216,12 @@ fn a_random_schedule_of_faults_loses_nothing() {
     let mut sent = Vec::new();
     let mut exact = 0;
     for n in 0..DELIVERIES {
-        let (id, body_index) = if !failed.is_empty() && rng.below(3) == 0 {
-            failed.swap_remove(rng.below(failed.len()))
+        let (id, body_index) = if !failed.is_empty() && rng.usize(..3) == 0 {
+            failed.swap_remove(rng.usize(..failed.len()))
         } else {
-            (format!("msg_sched_{n}"), rng.below(bodies.len()))
+            (format!("msg_sched_{n}"), rng.usize(..bodies.len()))
         };
-        let b = pool[rng.below(pool.len())];
+        let b = pool[rng.usize(..pool.len())];
         api.set(b);
         let (status, reply, _) = deliver(&relay, &mut sensitive, &id, &bodies[body_index]);
         sent.push((id.clone(), status));

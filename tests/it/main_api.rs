@@ -407,37 +407,6 @@ fn outcomes(clerk_id: &str) -> Vec<String> {
         .collect()
 }
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    /// Any seed but 0 is its own state (xorshift never leaves 0).
-    fn new(seed: u64) -> Self {
-        Rng(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i as u64 + 1) as usize);
-        }
-    }
-}
-
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -450,7 +419,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn any_order_with_repeats_converges_through_the_relay() {
     let seed = env_or("CONVERGENCE_SEED", 0xC1E4_5EED);
     let count = env_or("CONVERGENCE_SCHEDULES", 100);
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let relay = relay();
     let started = Instant::now();
     let (mut deliveries, mut deleted) = (0, 0);
@@ -458,12 +427,12 @@ fn any_order_with_repeats_converges_through_the_relay() {
         let ctx = format!("seed {seed:#x}, schedule {n}");
         let clerk_id = format!("user_conv_{}_{n}", std::process::id());
         // 1–3 versions (created, then updated), maybe a delete.
-        let versions = 1 + rng.below(3) as i64;
+        let versions = 1 + rng.u64(..3) as i64;
         let mut events: Vec<(String, Vec<u8>)> = Vec::new();
         let mut t = T0 + n as i64 * 10_000;
         let mut newest = (0, String::new());
         for v in 0..versions {
-            t += 1 + rng.below(3) as i64 * 700;
+            t += 1 + rng.u64(..3) as i64 * 700;
             let email = format!("conv{n}.v{v}.{}@example.com", std::process::id());
             let kind = if v == 0 {
                 "user.created"
@@ -476,7 +445,7 @@ fn any_order_with_repeats_converges_through_the_relay() {
             ));
             newest = (t, email);
         }
-        let is_deleted = rng.below(10) < 4;
+        let is_deleted = rng.u64(..10) < 4;
         if is_deleted {
             deleted += 1;
             events.push((msg_id("conv_del"), deleted_event(&clerk_id, t + 1)));
@@ -484,7 +453,7 @@ fn any_order_with_repeats_converges_through_the_relay() {
         // Each delivered 1–3 times (a repeat is Svix's retry: the same id).
         let mut schedule = Vec::new();
         for e in &events {
-            for _ in 0..1 + rng.below(3) {
+            for _ in 0..1 + rng.u64(..3) {
                 schedule.push(e.clone());
             }
         }

@@ -8,37 +8,6 @@ use serde_json::json;
 
 use crate::sqlite::*;
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    /// Any seed but 0 is its own state (xorshift never leaves 0).
-    fn new(seed: u64) -> Self {
-        Rng(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i as u64 + 1) as usize);
-        }
-    }
-}
-
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -56,15 +25,15 @@ struct Schedule {
 
 /// 1–4 versions of one user (created, then updated), maybe a delete; each
 /// command delivered 1–3 times; all shuffled.
-fn schedule(rng: &mut Rng, n: u64) -> Schedule {
+fn schedule(rng: &mut fastrand::Rng, n: u64) -> Schedule {
     let clerk_id = format!("user_conv_{n}");
-    let versions = 1 + rng.below(4) as i64;
+    let versions = 1 + rng.u64(..4) as i64;
     let mut commands = Vec::new();
     let mut t = START_MS - 100_000;
     let mut newest = (0, String::new());
     for v in 0..versions {
         // Sometimes two versions are one millisecond apart.
-        t += 1 + rng.below(3) as i64 * 499;
+        t += 1 + rng.u64(..3) as i64 * 499;
         let email = format!("s{n}.v{v}@example.com");
         let mut c = upsert(
             &format!("msg_s{n}_v{v}"),
@@ -77,14 +46,14 @@ fn schedule(rng: &mut Rng, n: u64) -> Schedule {
         commands.push(c);
         newest = (t, email);
     }
-    let deleted = rng.below(10) < 4;
+    let deleted = rng.u64(..10) < 4;
     if deleted {
         commands.push(delete(&format!("msg_s{n}_del"), &clerk_id, None));
     }
     let distinct = commands.len();
     let mut deliveries = Vec::new();
     for c in commands {
-        for _ in 0..1 + rng.below(3) {
+        for _ in 0..1 + rng.u64(..3) {
             deliveries.push(c.clone());
         }
     }
@@ -102,7 +71,7 @@ fn schedule(rng: &mut Rng, n: u64) -> Schedule {
 fn any_order_with_repeats_converges() {
     let seed = env_or("CONVERGENCE_SEED", 0x5EED_C1E4);
     let count = env_or("CONVERGENCE_SCHEDULES", 500);
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let api = Api::new();
     let (mut deleted, mut delivered) = (0, 0);
     for n in 0..count {
