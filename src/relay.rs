@@ -71,6 +71,27 @@ pub fn admit(
     Ok(())
 }
 
+/// How the glue reads the body once `admit` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRead {
+    /// In one read: the declared length is the framing and `admit` already
+    /// held it to the limit.
+    Whole,
+    /// Chunk by chunk through [`BodyLimit`], stopping at the limit: no usable
+    /// length, or a `transfer-encoding` beside it (then the runtime frames by
+    /// chunks and the length says nothing about how much will arrive).
+    Chunked,
+}
+
+pub fn body_read(content_length: Option<&str>, transfer_encoding: Option<&str>) -> BodyRead {
+    let declared = content_length.is_some_and(|n| n.trim().parse::<u64>().is_ok());
+    if declared && transfer_encoding.is_none() {
+        BodyRead::Whole
+    } else {
+        BodyRead::Chunked
+    }
+}
+
 /// Collects the body chunk by chunk and stops as soon as it is over the
 /// limit, so a chunked body with no length cannot grow memory unbounded.
 #[derive(Debug)]
@@ -303,6 +324,15 @@ mod tests {
         );
         assert_eq!(admit(&c, Some("secret=q"), Some("100")), Ok(()));
         assert_eq!(admit(&c, Some("secret=q"), None), Ok(()));
+    }
+
+    #[test]
+    fn only_a_plain_declared_length_is_read_whole() {
+        assert_eq!(body_read(Some("12"), None), BodyRead::Whole);
+        assert_eq!(body_read(Some("12"), Some("chunked")), BodyRead::Chunked);
+        assert_eq!(body_read(None, Some("chunked")), BodyRead::Chunked);
+        assert_eq!(body_read(None, None), BodyRead::Chunked);
+        assert_eq!(body_read(Some("x"), None), BodyRead::Chunked);
     }
 
     #[test]
