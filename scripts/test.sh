@@ -18,6 +18,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 
 step "build the relay bundle (wrangler deploy --dry-run)"
+# A fresh dist/: wrangler adds a new hashed .wasm each build and keeps the old ones.
+rm -rf dist
 npx wrangler deploy --dry-run --outdir dist 2>&1 | tee target/relay-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/relay-dry-run.log || { echo "relay build failed"; cat target/relay-dry-run.log; exit 1; }
 bash scripts/check-size.sh target/relay-dry-run.log
