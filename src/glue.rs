@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::RelayError;
 use crate::event::Mapped;
 use crate::log::RequestLog;
+use crate::platform::json_response;
 use crate::relay::{self, BodyLimit, BodyRead, ForwardRequest, Reply, Route, UpstreamResult};
 use crate::verify::SignatureHeaders;
 
@@ -46,7 +47,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let elapsed = Date::now().as_millis().saturating_sub(started);
     log.finish(outcome.as_ref().copied(), reply.status, elapsed);
     console_log!("{}", log.to_json());
-    respond(reply)
+    json_response(reply.status, reply.body, reply.allow)
 }
 
 fn outcome_of(log: &RequestLog) -> &'static str {
@@ -167,16 +168,4 @@ async fn forward(f: ForwardRequest, timeout_ms: u32) -> UpstreamResult {
 
 fn js_sys_bytes(bytes: &[u8]) -> worker::wasm_bindgen::JsValue {
     worker::js_sys::Uint8Array::from(bytes).into()
-}
-
-fn respond(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("cache-control", "no-store")?;
-    if let Some(allow) = reply.allow {
-        headers.set("allow", allow)?;
-    }
-    Ok(Response::ok(reply.body)?
-        .with_status(reply.status)
-        .with_headers(headers))
 }

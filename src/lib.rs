@@ -28,6 +28,8 @@ pub mod verify;
 
 #[cfg(all(target_arch = "wasm32", feature = "worker-glue"))]
 mod glue;
+#[cfg(target_arch = "wasm32")]
+pub mod platform;
 
 pub use command::{Command, CommandKind, UserRecord, CONTRACT_VERSION};
 pub use config::{Config, ConfigProblem};

@@ -2,12 +2,13 @@
 //! the batches on D1, answer, and write the one log line. Every decision is
 //! in `service`.
 
+use clerk_sync::platform::json_response;
 use clerk_sync::secret::SecretString;
 use serde_json::Value as Json;
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_log, event, Context, D1Database, D1PreparedStatement, Date, Env, Headers, Request,
-    Response, Result,
+    console_log, event, Context, D1Database, D1PreparedStatement, Date, Env, Request, Response,
+    Result,
 };
 
 use crate::error::ApiError;
@@ -66,7 +67,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let elapsed = Date::now().as_millis().saturating_sub(started);
     log.finish(result.as_ref().map(|_| ()), reply.status, elapsed);
     console_log!("{}", log.to_json());
-    respond(reply)
+    json_response(reply.status, reply.body, reply.allow)
 }
 
 /// The body, refused before reading when its declared length is over the
@@ -124,16 +125,4 @@ fn error_text(e: &worker::Error) -> String {
         }
         other => other.to_string(),
     }
-}
-
-fn respond(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("cache-control", "no-store")?;
-    if let Some(allow) = reply.allow {
-        headers.set("allow", allow)?;
-    }
-    Ok(Response::ok(reply.body)?
-        .with_status(reply.status)
-        .with_headers(headers))
 }
