@@ -2,8 +2,10 @@
 //! `env` in production, a map in tests) and validated as a whole: every
 //! problem is reported, by variable name, never by value.
 
-use crate::secret::SecretString;
-use crate::verify::{SigningSecret, Verifier};
+use clerk_sync_contract::secret::SecretString;
+use clerk_sync_contract::time::UnixMillis;
+
+use crate::verify::{SignatureHeaders, SigningSecret, VerifiedDelivery, Verifier, VerifyError};
 
 pub const CLERK_WEBHOOK_SECRET: &str = "CLERK_WEBHOOK_SECRET";
 pub const WEBHOOK_QUERY_SECRET: &str = "WEBHOOK_QUERY_SECRET";
@@ -41,17 +43,21 @@ pub struct ConfigProblem {
     pub problem: &'static str,
 }
 
-/// A validated configuration.
+/// A validated configuration. The verifier and the unsigned switch are
+/// private: a delivery is verified only through [`Config::verify`], so an
+/// unsigned one is accepted only when this configuration allows it.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub verifier: Verifier,
+    verifier: Verifier,
+    allow_unsigned: bool,
     pub query_secret: SecretString,
     pub api_secret: SecretString,
     /// `API_URL` (no trailing slash) + `API_SYNC_PATH`.
     pub forward_url: String,
+    /// `API_URL` as configured.
+    pub api_url: String,
     pub forward_timeout_ms: u32,
     pub max_body_bytes: u32,
-    pub allow_unsigned: bool,
 }
 
 impl Config {
@@ -129,6 +135,7 @@ impl Config {
                     query_secret,
                     api_secret,
                     forward_url: format!("{}{}", api_url.trim_end_matches('/'), sync_path),
+                    api_url,
                     forward_timeout_ms,
                     max_body_bytes,
                     allow_unsigned,
@@ -136,6 +143,60 @@ impl Config {
             }
             _ => Err(problems),
         }
+    }
+
+    /// Step 3 of a delivery: the Svix signature over `body` at `now`, or,
+    /// only when `ALLOW_UNSIGNED_WEBHOOKS=true` and none of the six signature
+    /// headers is present, an unsigned delivery.
+    pub fn verify(
+        &self,
+        headers: &SignatureHeaders,
+        body: Vec<u8>,
+        now: UnixMillis,
+    ) -> Result<VerifiedDelivery, VerifyError> {
+        if self.allow_unsigned && headers.is_empty() {
+            Ok(Verifier::accept_unsigned(body))
+        } else {
+            self.verifier.verify(headers, body, now)
+        }
+    }
+
+    pub fn signing_secret_count(&self) -> usize {
+        self.verifier.secret_count()
+    }
+
+    /// Settings that are fine on a developer's machine and wrong anywhere
+    /// else: checked when a request did not come to a loopback host. A
+    /// loopback or plain-http `API_URL` (the bearer and emails in clear), or
+    /// unsigned deliveries allowed.
+    pub fn deployment_problems(&self, request_to_loopback: bool) -> Vec<ConfigProblem> {
+        if request_to_loopback {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        let api_host = url_host(&self.api_url).unwrap_or_default();
+        if is_loopback_host(api_host) {
+            problems.push(ConfigProblem {
+                variable: API_URL,
+                problem: "must name the deployed main API",
+            });
+        } else if self
+            .api_url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        {
+            problems.push(ConfigProblem {
+                variable: API_URL,
+                problem: "must be https",
+            });
+        }
+        if self.allow_unsigned {
+            problems.push(ConfigProblem {
+                variable: ALLOW_UNSIGNED_WEBHOOKS,
+                problem: "must be false",
+            });
+        }
+        problems
     }
 
     /// Step 1 of a delivery: the `?secret=` value, in constant time. The
@@ -196,6 +257,30 @@ fn is_http_base_url(text: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
 }
 
+/// The host of an `http(s)://` URL, lowercase and without port or
+/// brackets; `None` when it is not one.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(authority.split(':').next().unwrap_or(authority))
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 or `::1`: a developer's machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host == "0:0:0:0:0:0:0:1"
+        || host.strip_prefix("127.").is_some_and(|rest| {
+            rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
+        })
+}
+
 fn parse_number(
     text: Option<String>,
     default: u32,
@@ -251,6 +336,61 @@ mod tests {
             .into_iter()
             .map(|p| p.variable)
             .collect()
+    }
+
+    fn deployment(pairs: &[(&'static str, &'static str)], loopback: bool) -> Vec<&'static str> {
+        Config::from_lookup(env(&with(pairs)))
+            .unwrap()
+            .deployment_problems(loopback)
+            .into_iter()
+            .map(|p| p.variable)
+            .collect()
+    }
+
+    #[test]
+    fn dev_settings_are_problems_only_off_loopback() {
+        let dev = [(ALLOW_UNSIGNED_WEBHOOKS, "true")];
+        assert!(deployment(&dev, true).is_empty());
+        assert_eq!(
+            deployment(&dev, false),
+            [API_URL, ALLOW_UNSIGNED_WEBHOOKS],
+            "the default API_URL is loopback"
+        );
+        for loopback in [
+            "http://localhost:8787",
+            "https://127.0.0.2",
+            "http://[::1]:8787",
+            "http://api.localhost",
+        ] {
+            assert_eq!(
+                deployment(&[(API_URL, loopback)], false),
+                [API_URL],
+                "{loopback}"
+            );
+        }
+        assert_eq!(
+            deployment(&[(API_URL, "http://api.example.com")], false),
+            [API_URL]
+        );
+        assert!(deployment(&[(API_URL, "https://api.example.com")], false).is_empty());
+        assert!(deployment(&[(API_URL, "https://127.example.com")], false).is_empty());
+    }
+
+    #[test]
+    fn hosts_are_read_from_urls() {
+        assert_eq!(
+            url_host("http://127.0.0.1:8788/webhook?x"),
+            Some("127.0.0.1")
+        );
+        assert_eq!(url_host("https://[::1]:8787/"), Some("::1"));
+        assert_eq!(
+            url_host("https://relay.example.workers.dev/health"),
+            Some("relay.example.workers.dev")
+        );
+        assert_eq!(url_host("not a url"), None);
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("127.0.0.1.nip.io"));
+        assert!(!is_loopback_host("10.0.0.1"));
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub enum RelayError {
     UpstreamTimeout,
 }
 
+impl From<clerk_sync_contract::body::TooLarge> for RelayError {
+    fn from(_: clerk_sync_contract::body::TooLarge) -> Self {
+        Self::PayloadTooLarge
+    }
+}
+
 impl RelayError {
     /// The HTTP status the relay answers with.
     pub fn status(&self) -> u16 {

@@ -9,8 +9,10 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::command::{Command, Provenance, UserRecord};
-use crate::time_fmt::{envelope_timestamp_to_millis, format_millis};
+use clerk_sync_contract::clerk::{ClerkUser, DeletedUser};
+use clerk_sync_contract::command::{Command, Provenance};
+use clerk_sync_contract::time::{envelope_timestamp, UnixMillis};
+
 use crate::verify::VerifiedDelivery;
 
 pub const USER_CREATED: &str = "user.created";
@@ -33,8 +35,8 @@ pub enum EventError {
 pub struct Envelope<'a> {
     pub event_type: String,
     data: Option<&'a RawValue>,
-    /// Unix milliseconds, when the envelope had a usable integer timestamp.
-    pub timestamp_ms: Option<i64>,
+    /// When the envelope had a usable integer timestamp.
+    pub timestamp: Option<UnixMillis>,
 }
 
 #[derive(Deserialize)]
@@ -64,63 +66,15 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope<'_>, EventError> {
     if body.trim_ascii_start().first() != Some(&b'{') {
         return Err(not_event);
     }
-    let timestamp_ms = raw
+    let timestamp = raw
         .timestamp
         .and_then(|t| serde_json::from_str::<i64>(t.get()).ok())
-        .and_then(envelope_timestamp_to_millis);
+        .and_then(envelope_timestamp);
     Ok(Envelope {
         event_type: raw.event_type,
         data: raw.data,
-        timestamp_ms,
+        timestamp,
     })
-}
-
-/// A Clerk user, as much of it as the command needs.
-#[derive(Debug, Deserialize)]
-pub struct ClerkUser {
-    pub id: String,
-    #[serde(default)]
-    pub email_addresses: Option<Vec<EmailAddress>>,
-    #[serde(default)]
-    pub primary_email_address_id: Option<String>,
-    #[serde(default)]
-    pub first_name: Option<String>,
-    #[serde(default)]
-    pub last_name: Option<String>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub image_url: Option<String>,
-    #[serde(default)]
-    pub external_id: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<i64>,
-    #[serde(default)]
-    pub updated_at: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EmailAddress {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub email_address: Option<String>,
-    #[serde(default)]
-    pub verification: Option<Verification>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Verification {
-    #[serde(default)]
-    pub status: Option<String>,
-}
-
-/// `user.deleted` data: `{"deleted":true,"id":…,"object":"user"}` and maybe `external_id`.
-#[derive(Debug, Deserialize)]
-pub struct DeletedUser {
-    pub id: String,
-    #[serde(default)]
-    pub external_id: Option<String>,
 }
 
 /// A Clerk event, dispatched on `type`.
@@ -197,38 +151,29 @@ pub enum Mapped {
     Ignored { event_type: String },
 }
 
-/// Parses a verified body and maps it to a command. `now_ms` is the relay's
-/// clock (Unix milliseconds): `received_at`, and `occurred_at` when neither
-/// the envelope nor the signature carries a time.
-pub fn map_event(
-    body: &[u8],
-    delivery: &VerifiedDelivery,
-    now_ms: i64,
-) -> Result<Mapped, EventError> {
-    let envelope = parse_envelope(body)?;
+/// Maps a verified delivery (the bytes the verifier checked, and nothing
+/// else) to a command. `now` is the relay's clock: `received_at`, and
+/// `occurred_at` when neither the envelope nor the signature carries a time.
+pub fn map_event(delivery: &VerifiedDelivery, now: UnixMillis) -> Result<Mapped, EventError> {
+    let envelope = parse_envelope(delivery.body())?;
     let event = ClerkEvent::from_envelope(&envelope)?;
     let bad_time = EventError::InvalidPayload("a timestamp is out of range");
-    let occurred_ms = envelope
-        .timestamp_ms
-        .or_else(|| {
-            delivery
-                .signed_at()
-                .and_then(|s| i64::try_from(s).ok()?.checked_mul(1000))
-        })
-        .unwrap_or(now_ms);
+    let occurred = envelope
+        .timestamp
+        .or_else(|| delivery.signed_at())
+        .unwrap_or(now);
     let provenance = |event_type: &str| -> Result<Provenance, EventError> {
         Ok(Provenance {
             operation_id: delivery.operation_id().to_owned(),
             event_type: event_type.to_owned(),
-            occurred_at: format_millis(occurred_ms).ok_or(bad_time)?,
-            received_at: format_millis(now_ms).ok_or(bad_time)?,
+            occurred_at: occurred.to_rfc3339().ok_or(bad_time)?,
+            received_at: now.to_rfc3339().ok_or(bad_time)?,
         })
     };
     Ok(match event {
         ClerkEvent::UserUpserted { event_type, user } => {
-            let p = provenance(event_type)?;
-            let id = user.id.clone();
-            Mapped::Forward(Command::upsert(p, id, user_record(user)?))
+            let record = user.to_record().map_err(|_| bad_time)?;
+            Mapped::Forward(Command::upsert(provenance(event_type)?, user.id, record))
         }
         ClerkEvent::UserDeleted(d) => Mapped::Forward(Command::delete(
             provenance(USER_DELETED)?,
@@ -239,51 +184,18 @@ pub fn map_event(
     })
 }
 
-fn user_record(user: ClerkUser) -> Result<UserRecord, EventError> {
-    let time = |ms: Option<i64>| -> Result<Option<String>, EventError> {
-        ms.map(|ms| {
-            format_millis(ms).ok_or(EventError::InvalidPayload("a timestamp is out of range"))
-        })
-        .transpose()
-    };
-    let primary = primary_email(&user);
-    Ok(UserRecord {
-        email: primary.and_then(|e| e.email_address.clone()),
-        email_verified: primary
-            .and_then(|e| e.verification.as_ref())
-            .and_then(|v| v.status.as_deref())
-            == Some("verified"),
-        created_at: time(user.created_at)?,
-        updated_at: time(user.updated_at)?,
-        first_name: user.first_name,
-        last_name: user.last_name,
-        username: user.username,
-        image_url: user.image_url,
-        external_id: user.external_id,
-    })
-}
-
-/// The address whose id is `primary_email_address_id`; with no primary id,
-/// the first address; with a primary id that is not in the list, none.
-fn primary_email(user: &ClerkUser) -> Option<&EmailAddress> {
-    let addresses = user.email_addresses.as_deref().unwrap_or_default();
-    match user.primary_email_address_id.as_deref() {
-        Some(primary) => addresses.iter().find(|a| a.id.as_deref() == Some(primary)),
-        None => addresses.first(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::verify::Verifier;
+    use clerk_sync_contract::command::UserRecord;
 
     fn map(body: &str) -> Result<Mapped, EventError> {
-        map_event(
-            body.as_bytes(),
-            &Verifier::accept_unsigned(body.as_bytes()),
-            1_764_331_200_123,
-        )
+        map_bytes(body.as_bytes(), UnixMillis(1_764_331_200_123))
+    }
+
+    fn map_bytes(body: &[u8], now: UnixMillis) -> Result<Mapped, EventError> {
+        map_event(&Verifier::accept_unsigned(body.to_vec()), now)
     }
 
     fn upsert(body: &str) -> UserRecord {
@@ -359,7 +271,7 @@ mod tests {
             b"{\"type\":\"user.deleted\",\"data\":{\"id\":\"u\"},\"x\":{\"a\xff\":1}}",
         ] {
             assert_eq!(
-                map_event(invalid_utf8, &Verifier::accept_unsigned(invalid_utf8), 0).unwrap_err(),
+                map_bytes(invalid_utf8, UnixMillis(0)).unwrap_err(),
                 EventError::InvalidJson
             );
         }

@@ -16,22 +16,16 @@
 //! a parameter. The only module that touches the platform is `glue`, compiled
 //! for wasm32 with the default `worker-glue` feature.
 
-pub mod command;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod log;
 pub mod relay;
-pub mod secret;
-pub mod time_fmt;
 pub mod verify;
 
 #[cfg(all(target_arch = "wasm32", feature = "worker-glue"))]
 mod glue;
-#[cfg(target_arch = "wasm32")]
-pub mod platform;
-
-pub use command::{Command, CommandKind, UserRecord, CONTRACT_VERSION};
+pub use clerk_sync_contract::{Command, CommandKind, UnixMillis, UserRecord, CONTRACT_VERSION};
 pub use config::{Config, ConfigProblem};
 pub use error::RelayError;
 pub use event::{map_event, parse_envelope, ClerkEvent, Mapped};

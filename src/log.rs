@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
-use crate::command::Command;
 use crate::error::RelayError;
 use crate::event::Mapped;
 use crate::relay::Processed;
+use clerk_sync_contract::command::Command;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct RequestLog {
@@ -78,15 +78,9 @@ impl RequestLog {
         self.command = Some(c.command.as_str());
     }
 
-    /// Closes the line with the outcome.
-    pub fn finish(
-        &mut self,
-        result: Result<&'static str, &RelayError>,
-        status: u16,
-        duration_ms: u64,
-    ) {
+    /// Closes the line with the outcome (the glue adds the duration).
+    pub fn finish(&mut self, result: Result<&'static str, &RelayError>, status: u16) {
         self.status = status;
-        self.duration_ms = duration_ms;
         match result {
             Ok(outcome) => self.outcome = outcome,
             Err(e) => {
@@ -117,7 +111,7 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods_are_not_echoed() {
         let mut l = RequestLog::new("BREW", "/webhook?secret=abc/../x");
-        l.finish(Err(&RelayError::NotFound), 404, 1);
+        l.finish(Err(&RelayError::NotFound), 404);
         let line = l.to_json();
         assert!(!line.contains("secret") && !line.contains("abc") && !line.contains("BREW"));
         assert!(line.contains(r#""outcome":"not_found""#));
@@ -131,7 +125,7 @@ mod tests {
             variable: "API_SECRET",
             problem: "missing",
         }]);
-        l.finish(Err(&e), 500, 0);
+        l.finish(Err(&e), 500);
         assert!(l.to_json().contains(r#""misconfigured":["API_SECRET"]"#));
         assert_eq!(l.level, "error");
     }

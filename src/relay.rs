@@ -1,15 +1,34 @@
-//! The request path, without I/O: routing, the checks before and after the
-//! body is read, the forward request, the interpretation of the main API's
-//! answer, and every reply the relay sends. The wasm32 glue only reads the
-//! request, calls these in order, performs the one `fetch`, and answers.
+//! The request path as a sans-IO state machine. The order of the checks is a
+//! security property, so it lives here, where it is tested natively, and the
+//! glue only performs what each step asks for:
+//!
+//! ```text
+//! start(config, head) ─▶ Reply                          health, 404, 405, 500 misconfigured,
+//!         │                                             401 query secret, 413 declared length
+//!         ▼
+//! Step::ReadBody(AwaitingBody)    glue reads the body as told (whole or chunked, bounded)
+//!         │ .body_read(body, signature headers, now)
+//!         ▼                      ─▶ Reply               413 read, 401 signature, 400 event, 200 ignored
+//! Step::Forward(AwaitingUpstream, ForwardRequest)       glue performs the one fetch
+//!         │ .answered(upstream result)
+//!         ▼
+//! Done { reply, log }             200 forwarded, 502, 504
+//! ```
+//!
+//! Each state can only be built by the step before it, so no glue can skip a
+//! check or reorder two.
 
 use serde_json::json;
 
-use crate::command::Command;
-use crate::config::{Config, ConfigProblem};
+use clerk_sync_contract::body::{body_read, declared_too_long, BodyRead};
+use clerk_sync_contract::command::Command;
+use clerk_sync_contract::time::UnixMillis;
+
+use crate::config::{is_loopback_host, url_host, Config, ConfigProblem};
 use crate::error::RelayError;
 use crate::event::{map_event, Mapped};
-use crate::verify::{SignatureHeaders, VerifiedDelivery, Verifier};
+use crate::log::RequestLog;
+use crate::verify::{SignatureHeaders, VerifiedDelivery};
 
 pub const WEBHOOK_PATH: &str = "/webhook";
 pub const HEALTH_PATH: &str = "/health";
@@ -46,6 +65,203 @@ pub fn query_of(url: &str) -> Option<&str> {
     before_fragment.split_once('?').map(|(_, query)| query)
 }
 
+/// The path of a serialized absolute URL (`/` when it has none).
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let end = after_scheme.find(['?', '#']).unwrap_or(after_scheme.len());
+    let before_query = &after_scheme[..end];
+    before_query.find('/').map_or("/", |i| &before_query[i..])
+}
+
+/// What the glue knows of a request before any byte of its body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    /// The absolute URL as the runtime serialized it.
+    pub url: &'a str,
+    pub content_length: Option<&'a str>,
+    pub transfer_encoding: Option<&'a str>,
+}
+
+impl RequestHead<'_> {
+    pub fn path(&self) -> &str {
+        path_of(self.url)
+    }
+
+    /// True when the request came to `localhost`/127.0.0.0/8/`[::1]`: a
+    /// developer's machine, where dev settings are fine.
+    pub fn to_loopback(&self) -> bool {
+        url_host(self.url).is_some_and(is_loopback_host)
+    }
+}
+
+/// What the glue does next.
+#[derive(Debug)]
+pub enum Step<'c> {
+    /// Read the body as [`AwaitingBody::how`] says, at most
+    /// [`AwaitingBody::max_bytes`], then call [`AwaitingBody::body_read`].
+    ReadBody(AwaitingBody<'c>),
+    /// Send this request to the main API (no redirects, the timeout in it),
+    /// then call [`AwaitingUpstream::answered`].
+    Forward(AwaitingUpstream, ForwardRequest),
+    /// Answer and write the log line.
+    Reply(Done),
+}
+
+/// The end of a request: the answer and its one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub reply: Reply,
+    pub log: RequestLog,
+}
+
+impl Done {
+    fn new(mut log: RequestLog, result: Result<Reply, RelayError>, path: &str) -> Self {
+        let (reply, outcome) = match result {
+            Ok(reply) => {
+                let outcome = match (reply.status, log.command.is_some()) {
+                    (s, _) if s >= 400 => "misconfigured",
+                    (_, true) => "forwarded",
+                    _ if log.path == HEALTH_PATH => "ok",
+                    _ => "ignored",
+                };
+                (reply, Ok(outcome))
+            }
+            Err(e) => (Reply::error(&e, path), Err(e)),
+        };
+        log.finish(outcome.as_ref().copied(), reply.status);
+        Self { reply, log }
+    }
+
+    /// The log line, with how long the request took.
+    pub fn log_line(&mut self, duration_ms: u64) -> String {
+        self.log.duration_ms = duration_ms;
+        self.log.to_json()
+    }
+}
+
+/// Routes a request and, for a webhook, makes every check that needs no
+/// body, in order: configuration, query secret, declared length.
+pub fn start<'c>(
+    config: &'c Result<Config, Vec<ConfigProblem>>,
+    head: &RequestHead<'_>,
+) -> Step<'c> {
+    let path = head.path();
+    let log = RequestLog::new(head.method, path);
+    let usable = config.as_ref().map_err(Clone::clone).and_then(|c| {
+        let problems = c.deployment_problems(head.to_loopback());
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    });
+    let result = match route(head.method, path) {
+        Ok(Route::Health) => Ok(Reply::health(usable)),
+        Ok(Route::Webhook) => match usable {
+            Err(problems) => Err(RelayError::Misconfigured(problems)),
+            Ok(config) => match admit(config, query_of(head.url), head.content_length) {
+                Ok(()) => {
+                    return Step::ReadBody(AwaitingBody {
+                        config,
+                        how: body_read(head.content_length, head.transfer_encoding),
+                        log,
+                        path: WEBHOOK_PATH,
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        },
+        Err(e) => Err(e),
+    };
+    Step::Reply(Done::new(log, result, path))
+}
+
+/// A webhook that passed every check that needs no body.
+#[derive(Debug)]
+pub struct AwaitingBody<'c> {
+    config: &'c Config,
+    how: BodyRead,
+    log: RequestLog,
+    path: &'static str,
+}
+
+/// Why the glue could not read the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// More bytes arrived than the limit (reading stopped there).
+    TooLarge,
+    /// The runtime failed to read the stream.
+    Unreadable,
+}
+
+impl AwaitingBody<'_> {
+    pub fn how(&self) -> BodyRead {
+        self.how
+    }
+
+    pub fn max_bytes(&self) -> u32 {
+        self.config.max_body_bytes
+    }
+
+    /// The body as read, the signature headers, and the relay's clock: the
+    /// signature is checked over exactly these bytes, then the event mapped.
+    pub fn body_read(
+        mut self,
+        body: Result<Vec<u8>, ReadFailure>,
+        headers: &SignatureHeaders,
+        now: UnixMillis,
+    ) -> Step<'static> {
+        let processed = match body {
+            Err(ReadFailure::TooLarge) => Err(RelayError::PayloadTooLarge),
+            Err(ReadFailure::Unreadable) => Err(RelayError::UnreadableBody),
+            Ok(body) => process(self.config, headers, body, now),
+        };
+        let processed = match processed {
+            Ok(p) => p,
+            Err(e) => return Step::Reply(Done::new(self.log, Err(e), self.path)),
+        };
+        self.log.processed(&processed);
+        match processed.mapped {
+            Mapped::Ignored { .. } => {
+                Step::Reply(Done::new(self.log, Ok(Reply::ignored()), self.path))
+            }
+            Mapped::Forward(command) => {
+                let request = forward_request(self.config, &command);
+                Step::Forward(
+                    AwaitingUpstream {
+                        command,
+                        log: self.log,
+                    },
+                    request,
+                )
+            }
+        }
+    }
+}
+
+/// A verified, mapped delivery whose command is on its way to the main API.
+#[derive(Debug)]
+pub struct AwaitingUpstream {
+    command: Command,
+    log: RequestLog,
+}
+
+impl AwaitingUpstream {
+    pub fn command(&self) -> &Command {
+        &self.command
+    }
+
+    /// How the one forward attempt ended decides the answer to Svix.
+    pub fn answered(mut self, result: UpstreamResult) -> Done {
+        if let UpstreamResult::Status(s) = result {
+            self.log.upstream_status = Some(s);
+        }
+        let reply = interpret_upstream(result).map(|_| Reply::forwarded(&self.command));
+        Done::new(self.log, reply, WEBHOOK_PATH)
+    }
+}
+
 /// Steps 1 and 2, before any byte of the body is read: the query secret,
 /// then the declared length.
 pub fn admit(
@@ -56,69 +272,10 @@ pub fn admit(
     if !config.check_query_secret(query) {
         return Err(RelayError::Unauthorized);
     }
-    if let Some(len) = content_length {
-        // A length that is not a number is left to the runtime; the bytes
-        // actually read are checked by `BodyLimit` either way.
-        let too_long = len
-            .trim()
-            .parse::<u64>()
-            .map(|n| n > u64::from(config.max_body_bytes))
-            .unwrap_or(false);
-        if too_long {
-            return Err(RelayError::PayloadTooLarge);
-        }
+    if declared_too_long(content_length, config.max_body_bytes) {
+        return Err(RelayError::PayloadTooLarge);
     }
     Ok(())
-}
-
-/// How the glue reads the body once `admit` has passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyRead {
-    /// In one read: the declared length is the framing and `admit` already
-    /// held it to the limit.
-    Whole,
-    /// Chunk by chunk through [`BodyLimit`], stopping at the limit: no usable
-    /// length, or a `transfer-encoding` beside it (then the runtime frames by
-    /// chunks and the length says nothing about how much will arrive).
-    Chunked,
-}
-
-pub fn body_read(content_length: Option<&str>, transfer_encoding: Option<&str>) -> BodyRead {
-    let declared = content_length.is_some_and(|n| n.trim().parse::<u64>().is_ok());
-    if declared && transfer_encoding.is_none() {
-        BodyRead::Whole
-    } else {
-        BodyRead::Chunked
-    }
-}
-
-/// Collects the body chunk by chunk and stops as soon as it is over the
-/// limit, so a chunked body with no length cannot grow memory unbounded.
-#[derive(Debug)]
-pub struct BodyLimit {
-    max: usize,
-    bytes: Vec<u8>,
-}
-
-impl BodyLimit {
-    pub fn new(max_bytes: u32) -> Self {
-        Self {
-            max: max_bytes as usize,
-            bytes: Vec::new(),
-        }
-    }
-
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), RelayError> {
-        if self.bytes.len() + chunk.len() > self.max {
-            return Err(RelayError::PayloadTooLarge);
-        }
-        self.bytes.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
-    }
 }
 
 /// A delivery that passed every check, and what to do with it.
@@ -128,23 +285,19 @@ pub struct Processed {
     pub mapped: Mapped,
 }
 
-/// Steps 3 and 4: signature (or an allowed unsigned delivery), then the
-/// event and its command. `now_ms` is the relay's clock in Unix milliseconds.
+/// Steps 3 and 4 on a body that was read: signature (or an allowed unsigned
+/// delivery), then the event and its command.
 pub fn process(
     config: &Config,
     headers: &SignatureHeaders,
-    body: &[u8],
-    now_ms: u64,
+    body: Vec<u8>,
+    now: UnixMillis,
 ) -> Result<Processed, RelayError> {
     if body.len() > config.max_body_bytes as usize {
         return Err(RelayError::PayloadTooLarge);
     }
-    let delivery = if config.allow_unsigned && headers.is_empty() {
-        Verifier::accept_unsigned(body)
-    } else {
-        config.verifier.verify(headers, body, now_ms / 1000)?
-    };
-    let mapped = map_event(body, &delivery, i64::try_from(now_ms).unwrap_or(i64::MAX))?;
+    let delivery = config.verify(headers, body, now)?;
+    let mapped = map_event(&delivery, now)?;
     Ok(Processed { delivery, mapped })
 }
 
@@ -154,6 +307,8 @@ pub struct ForwardRequest {
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Abort the fetch after this long: `FORWARD_TIMEOUT_MS`.
+    pub timeout_ms: u32,
 }
 
 /// The contract's `POST {API_URL}{API_SYNC_PATH}`.
@@ -170,6 +325,7 @@ pub fn forward_request(config: &Config, command: &Command) -> ForwardRequest {
             ("user-agent", format!("clerk-sync/{}", crate::VERSION)),
         ],
         body: command.to_json(),
+        timeout_ms: config.forward_timeout_ms,
     }
 }
 
@@ -231,8 +387,9 @@ impl Reply {
         reply
     }
 
-    /// `GET /health`: 200 with no secret, or 503 naming each problem.
-    pub fn health(config: &Result<Config, Vec<ConfigProblem>>) -> Self {
+    /// `GET /health`: 200 with no secret and no switch that says which
+    /// protection is off, or 503 naming each problem's variable.
+    pub fn health(config: Result<&Config, Vec<ConfigProblem>>) -> Self {
         match config {
             Ok(c) => Self::json(
                 200,
@@ -241,10 +398,7 @@ impl Reply {
                     "status": "ok",
                     "service": "clerk-sync",
                     "version": crate::VERSION,
-                    "signing_secrets": c.verifier.secret_count(),
-                    "allow_unsigned": c.allow_unsigned,
-                    "forward_timeout_ms": c.forward_timeout_ms,
-                    "max_body_bytes": c.max_body_bytes,
+                    "signing_secrets": c.signing_secret_count(),
                 }),
             ),
             Err(problems) => Self::json(
@@ -265,28 +419,250 @@ impl Reply {
 mod tests {
     use super::*;
     use crate::config::{
-        ALLOW_UNSIGNED_WEBHOOKS, API_SECRET, CLERK_WEBHOOK_SECRET, WEBHOOK_QUERY_SECRET,
+        ALLOW_UNSIGNED_WEBHOOKS, API_SECRET, API_URL, CLERK_WEBHOOK_SECRET, WEBHOOK_QUERY_SECRET,
     };
     use crate::verify::VerifyError;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const NOW: UnixMillis = UnixMillis(1_000_000);
+    const DELETE: &[u8] = br#"{"type":"user.deleted","data":{"id":"u"}}"#;
 
-    fn config(allow_unsigned: bool) -> Config {
-        Config::from_lookup(|k| {
+    fn config_with(allow_unsigned: bool, api_url: &str) -> Result<Config, Vec<ConfigProblem>> {
+        let api_url = api_url.to_owned();
+        Config::from_lookup(move |k| {
             Some(match k {
                 CLERK_WEBHOOK_SECRET => SECRET.into(),
                 WEBHOOK_QUERY_SECRET => "q".into(),
                 API_SECRET => "api-secret".into(),
                 ALLOW_UNSIGNED_WEBHOOKS => allow_unsigned.to_string(),
+                API_URL => api_url.clone(),
                 crate::config::MAX_BODY_BYTES => "100".into(),
                 _ => return None,
             })
         })
-        .unwrap()
+    }
+
+    fn config(allow_unsigned: bool) -> Config {
+        config_with(allow_unsigned, "http://127.0.0.1:8787").unwrap()
+    }
+
+    fn head<'a>(method: &'a str, url: &'a str, len: Option<&'a str>) -> RequestHead<'a> {
+        RequestHead {
+            method,
+            url,
+            content_length: len,
+            transfer_encoding: None,
+        }
+    }
+
+    const HOOK: &str = "http://127.0.0.1:8788/webhook?secret=q";
+
+    /// Runs a request through the machine as the glue would, recording each
+    /// step the glue was asked to perform.
+    fn drive(
+        config: &Result<Config, Vec<ConfigProblem>>,
+        head: &RequestHead<'_>,
+        body: Result<Vec<u8>, ReadFailure>,
+        upstream: UpstreamResult,
+    ) -> (Vec<&'static str>, Done) {
+        let mut steps = Vec::new();
+        let mut step = start(config, head);
+        loop {
+            step = match step {
+                Step::ReadBody(s) => {
+                    steps.push("read_body");
+                    s.body_read(body.clone(), &SignatureHeaders::default(), NOW)
+                }
+                Step::Forward(s, _) => {
+                    steps.push("forward");
+                    Step::Reply(s.answered(upstream))
+                }
+                Step::Reply(done) => {
+                    steps.push("reply");
+                    return (steps, done);
+                }
+            }
+        }
+    }
+
+    fn code(done: &Done) -> (u16, String) {
+        let v: serde_json::Value = serde_json::from_str(&done.reply.body).unwrap();
+        (
+            done.reply.status,
+            v["error"].as_str().unwrap_or("ok").to_owned(),
+        )
     }
 
     #[test]
-    fn query_of_takes_what_url_query_would() {
+    fn the_query_secret_is_checked_before_the_length_and_before_any_read() {
+        let c = Ok(config(true));
+        let url = "http://127.0.0.1:8788/webhook?secret=wrong";
+        let (steps, done) = drive(
+            &c,
+            &head("POST", url, Some("999999")),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["reply"]);
+        assert_eq!(code(&done), (401, "unauthorized".into()));
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_refused_before_reading() {
+        let (steps, done) = drive(
+            &Ok(config(true)),
+            &head("POST", HOOK, Some("101")),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["reply"]);
+        assert_eq!(code(&done), (413, "payload_too_large".into()));
+    }
+
+    #[test]
+    fn misconfiguration_is_answered_before_the_secret_or_the_body() {
+        let broken = Config::from_lookup(|_| None);
+        let (steps, done) = drive(
+            &broken,
+            &head("POST", HOOK, None),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["reply"]);
+        assert_eq!(code(&done), (500, "misconfigured".into()));
+        assert!(done.log.misconfigured.contains(&API_SECRET));
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused_after_reading_and_before_forwarding() {
+        let (steps, done) = drive(
+            &Ok(config(false)),
+            &head("POST", HOOK, None),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["read_body", "reply"]);
+        assert_eq!(code(&done), (401, "missing_signature_headers".into()));
+    }
+
+    #[test]
+    fn bytes_over_the_limit_and_unreadable_bodies_stop_before_verification() {
+        for (failure, expected) in [
+            (ReadFailure::TooLarge, (413, "payload_too_large")),
+            (ReadFailure::Unreadable, (400, "unreadable_body")),
+        ] {
+            let (steps, done) = drive(
+                &Ok(config(true)),
+                &head("POST", HOOK, None),
+                Err(failure),
+                UpstreamResult::Status(200),
+            );
+            assert_eq!(steps, ["read_body", "reply"]);
+            assert_eq!(code(&done), (expected.0, expected.1.into()));
+            assert_eq!(done.log.operation_id, None, "nothing was verified");
+        }
+    }
+
+    #[test]
+    fn a_verified_event_is_forwarded_and_only_2xx_or_409_is_taken() {
+        for (upstream, expected) in [
+            (UpstreamResult::Status(200), (200, "ok")),
+            (UpstreamResult::Status(409), (200, "ok")),
+            (UpstreamResult::Status(500), (502, "upstream_rejected")),
+            (UpstreamResult::Unavailable, (502, "upstream_unavailable")),
+            (UpstreamResult::TimedOut, (504, "upstream_timeout")),
+        ] {
+            let (steps, done) = drive(
+                &Ok(config(true)),
+                &head("POST", HOOK, Some("41")),
+                Ok(DELETE.to_vec()),
+                upstream,
+            );
+            assert_eq!(steps, ["read_body", "forward", "reply"]);
+            assert_eq!(code(&done), (expected.0, expected.1.into()));
+            assert_eq!(done.log.command, Some("delete_user"));
+        }
+    }
+
+    #[test]
+    fn ignored_events_and_bad_payloads_never_reach_the_api() {
+        for (body, expected) in [
+            (&br#"{"type":"session.created","data":{}}"#[..], (200, "ok")),
+            (b"not json", (400, "invalid_json")),
+            (
+                br#"{"type":"user.created","data":{}}"#,
+                (400, "invalid_payload"),
+            ),
+        ] {
+            let (steps, done) = drive(
+                &Ok(config(true)),
+                &head("POST", HOOK, None),
+                Ok(body.to_vec()),
+                UpstreamResult::Status(200),
+            );
+            assert_eq!(steps, ["read_body", "reply"]);
+            assert_eq!(code(&done), (expected.0, expected.1.into()));
+        }
+    }
+
+    #[test]
+    fn the_read_is_chunked_unless_a_plain_length_frames_the_body() {
+        let c = Ok(config(true));
+        let Step::ReadBody(s) = start(&c, &head("POST", HOOK, Some("41"))) else {
+            panic!("expected a read")
+        };
+        assert_eq!((s.how(), s.max_bytes()), (BodyRead::Whole, 100));
+        let mut chunked = head("POST", HOOK, Some("41"));
+        chunked.transfer_encoding = Some("chunked");
+        let Step::ReadBody(s) = start(&c, &chunked) else {
+            panic!("expected a read")
+        };
+        assert_eq!(s.how(), BodyRead::Chunked);
+    }
+
+    #[test]
+    fn dev_settings_are_refused_off_loopback_and_health_names_only_the_variables() {
+        let dev = config_with(true, "http://127.0.0.1:8787");
+        let public = "https://clerk-sync.example.workers.dev/webhook?secret=q";
+        let (steps, done) = drive(
+            &dev,
+            &head("POST", public, None),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["reply"]);
+        assert_eq!(code(&done), (500, "misconfigured".into()));
+        let Step::Reply(health) = start(
+            &dev,
+            &head("GET", "https://clerk-sync.example.workers.dev/health", None),
+        ) else {
+            panic!("health is answered at once")
+        };
+        assert_eq!(health.reply.status, 503);
+        assert!(health.reply.body.contains("API_URL"));
+        assert!(health.reply.body.contains("ALLOW_UNSIGNED_WEBHOOKS"));
+        assert!(!health.reply.body.contains("127.0.0.1") && !health.reply.body.contains("true"));
+        // The same configuration on loopback is a working dev setup.
+        let Step::Reply(local) = start(&dev, &head("GET", "http://127.0.0.1:8788/health", None))
+        else {
+            panic!("health is answered at once")
+        };
+        assert_eq!(local.reply.status, 200);
+        assert!(!local.reply.body.contains("unsigned"));
+        // A deployed relay with a real API is fine anywhere.
+        let prod = config_with(false, "https://api.example.com");
+        let Step::Reply(ok) = start(&prod, &head("GET", "https://r.example.dev/health", None))
+        else {
+            panic!()
+        };
+        assert_eq!(ok.reply.status, 200);
+    }
+
+    #[test]
+    fn paths_and_queries_are_read_from_the_url() {
+        assert_eq!(path_of("http://h:1/webhook?secret=a/b#c"), "/webhook");
+        assert_eq!(path_of("http://h"), "/");
+        assert_eq!(path_of("http://h?x=/y"), "/");
         assert_eq!(
             query_of("http://h/webhook?secret=a%20b&x=1"),
             Some("secret=a%20b&x=1")
@@ -327,40 +703,26 @@ mod tests {
     }
 
     #[test]
-    fn only_a_plain_declared_length_is_read_whole() {
-        assert_eq!(body_read(Some("12"), None), BodyRead::Whole);
-        assert_eq!(body_read(Some("12"), Some("chunked")), BodyRead::Chunked);
-        assert_eq!(body_read(None, Some("chunked")), BodyRead::Chunked);
-        assert_eq!(body_read(None, None), BodyRead::Chunked);
-        assert_eq!(body_read(Some("x"), None), BodyRead::Chunked);
-    }
-
-    #[test]
-    fn body_limit_counts_actual_bytes() {
-        let mut b = BodyLimit::new(10);
-        assert!(b.push(b"12345").is_ok());
-        assert!(b.push(b"67890").is_ok());
-        assert_eq!(b.push(b"1"), Err(RelayError::PayloadTooLarge));
-        assert_eq!(b.into_bytes(), b"1234567890");
-    }
-
-    #[test]
     fn unsigned_needs_the_flag_and_no_signature_header() {
-        let body = br#"{"type":"user.deleted","data":{"id":"u"}}"#;
         let none = SignatureHeaders::default();
         assert_eq!(
-            process(&config(false), &none, body, 1_000).unwrap_err(),
+            process(&config(false), &none, DELETE.to_vec(), NOW).unwrap_err(),
             RelayError::Signature(VerifyError::MissingHeaders)
         );
-        let p = process(&config(true), &none, body, 1_000).unwrap();
+        let p = process(&config(true), &none, DELETE.to_vec(), NOW).unwrap();
         assert!(p.delivery.operation_id().starts_with("unsigned_"));
+        assert_eq!(
+            p.delivery.body(),
+            DELETE,
+            "the delivery owns what was checked"
+        );
         // One header present: it must verify even when unsigned is allowed.
         let partial = SignatureHeaders {
             webhook_id: Some("msg_1".into()),
             ..Default::default()
         };
         assert_eq!(
-            process(&config(true), &partial, body, 1_000).unwrap_err(),
+            process(&config(true), &partial, DELETE.to_vec(), NOW).unwrap_err(),
             RelayError::Signature(VerifyError::MissingHeaders)
         );
     }
@@ -368,8 +730,7 @@ mod tests {
     #[test]
     fn forward_request_carries_the_contract_headers() {
         let c = config(true);
-        let body = br#"{"type":"user.deleted","data":{"id":"u"}}"#;
-        let p = process(&c, &SignatureHeaders::default(), body, 1_000).unwrap();
+        let p = process(&c, &SignatureHeaders::default(), DELETE.to_vec(), NOW).unwrap();
         let Mapped::Forward(cmd) = p.mapped else {
             panic!()
         };
@@ -385,6 +746,7 @@ mod tests {
             .headers
             .contains(&("user-agent", format!("clerk-sync/{}", crate::VERSION))));
         assert_eq!(f.body, cmd.to_json());
+        assert_eq!(f.timeout_ms, 8000);
     }
 
     #[test]
@@ -398,27 +760,16 @@ mod tests {
                 Err(RelayError::UpstreamRejected(s))
             );
         }
-        assert_eq!(
-            interpret_upstream(UpstreamResult::Unavailable)
-                .unwrap_err()
-                .status(),
-            502
-        );
-        assert_eq!(
-            interpret_upstream(UpstreamResult::TimedOut)
-                .unwrap_err()
-                .status(),
-            504
-        );
     }
 
     #[test]
     fn health_shows_no_secret() {
-        let ok = Reply::health(&Ok(config(false)));
+        let c = config(false);
+        let ok = Reply::health(Ok(&c));
         assert_eq!(ok.status, 200);
         assert!(ok.body.contains(r#""status":"ok""#));
         assert!(!ok.body.contains("api-secret") && !ok.body.contains("MfKQ"));
-        let bad = Reply::health(&Err(vec![ConfigProblem {
+        let bad = Reply::health(Err(vec![ConfigProblem {
             variable: API_SECRET,
             problem: "missing",
         }]));

@@ -23,6 +23,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use clerk_sync_contract::time::UnixMillis;
+
 type HmacSha256 = Hmac<Sha256>;
 
 pub const SVIX_ID: &str = "svix-id";
@@ -108,9 +110,10 @@ impl SigningSecret {
         mac.finalize().into_bytes().into()
     }
 
-    /// The `v1,<base64>` signature Svix would send for this message. Used by
-    /// the local sender and the tests; the `svix` crate verifies its output.
-    pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
+    /// The `v1,<base64>` signature Svix would send for this message (the
+    /// unit tests' signer; other code signs with `clerk-sync-testkit`).
+    #[cfg(test)]
+    fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
         let tag = self.mac(id, &timestamp.to_string(), body);
         format!("v1,{}", STANDARD.encode(tag))
     }
@@ -147,8 +150,9 @@ impl SignatureHeaders {
         }
     }
 
-    /// Svix headers, for tests and the sender.
-    pub fn svix(id: &str, timestamp: &str, signature: &str) -> Self {
+    /// Svix headers, for the unit tests.
+    #[cfg(test)]
+    fn svix(id: &str, timestamp: &str, signature: &str) -> Self {
         Self {
             svix_id: Some(id.into()),
             svix_timestamp: Some(timestamp.into()),
@@ -182,12 +186,26 @@ impl SignatureHeaders {
     }
 }
 
-/// A delivery whose origin was established: signed by a configured secret,
-/// or unsigned and explicitly allowed. Only this module constructs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A delivery whose origin was established, with the very bytes that were
+/// checked: signed by a configured secret, or unsigned and allowed by the
+/// configuration. Only this module constructs it, and nothing can swap its
+/// body afterwards, so what is mapped is what was verified.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedDelivery {
     operation_id: String,
-    signed_at: Option<u64>,
+    signed_at: Option<UnixMillis>,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for VerifiedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the body: it holds personal data.
+        f.debug_struct("VerifiedDelivery")
+            .field("operation_id", &self.operation_id)
+            .field("signed_at", &self.signed_at)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl VerifiedDelivery {
@@ -196,9 +214,14 @@ impl VerifiedDelivery {
         &self.operation_id
     }
 
-    /// The signature timestamp, in Unix seconds; `None` when unsigned.
-    pub fn signed_at(&self) -> Option<u64> {
+    /// The signature timestamp; `None` when unsigned.
+    pub fn signed_at(&self) -> Option<UnixMillis> {
         self.signed_at
+    }
+
+    /// The bytes that were verified.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 
     pub fn is_signed(&self) -> bool {
@@ -222,12 +245,12 @@ impl Verifier {
         self.secrets.len()
     }
 
-    /// Verifies a signed delivery at `now` (Unix seconds).
+    /// Verifies a signed delivery at `now`; on success the delivery owns `body`.
     pub fn verify(
         &self,
         headers: &SignatureHeaders,
-        body: &[u8],
-        now: u64,
+        body: Vec<u8>,
+        now: UnixMillis,
     ) -> Result<VerifiedDelivery, VerifyError> {
         let [Some(id), Some(timestamp), Some(signature)] =
             headers.family().ok_or(VerifyError::MissingHeaders)?
@@ -238,12 +261,15 @@ impl Verifier {
             return Err(VerifyError::InvalidId);
         }
         let signed_at = parse_timestamp(timestamp).ok_or(VerifyError::InvalidTimestamp)?;
-        if signed_at.abs_diff(now) > TOLERANCE_SECS {
-            return Err(VerifyError::TimestampOutOfTolerance);
-        }
+        // Whole seconds on both sides, as Svix compares them.
+        let now_secs = u64::try_from(now.as_secs()).unwrap_or(0);
+        let signed_at = Some(signed_at)
+            .filter(|s| s.abs_diff(now_secs) <= TOLERANCE_SECS)
+            .and_then(|s| UnixMillis::from_secs(i64::try_from(s).ok()?))
+            .ok_or(VerifyError::TimestampOutOfTolerance)?;
         let candidates = parse_signatures(signature)?;
         let matched = self.secrets.iter().any(|secret| {
-            let expected = secret.mac(id, timestamp, body);
+            let expected = secret.mac(id, timestamp, &body);
             // Fold without short-circuit so the time does not depend on which entry matched.
             candidates
                 .iter()
@@ -256,6 +282,7 @@ impl Verifier {
         Ok(VerifiedDelivery {
             operation_id: id.to_owned(),
             signed_at: Some(signed_at),
+            body,
         })
     }
 
@@ -263,11 +290,12 @@ impl Verifier {
     /// it. The caller must have checked that no signature header is present.
     /// Its operation id is `unsigned_` + the first 32 hex digits of SHA-256(body),
     /// so a resent identical body is recognised as the same operation.
-    pub fn accept_unsigned(body: &[u8]) -> VerifiedDelivery {
-        let digest = Sha256::digest(body);
+    pub(crate) fn accept_unsigned(body: Vec<u8>) -> VerifiedDelivery {
+        let digest = Sha256::digest(&body);
         VerifiedDelivery {
             operation_id: format!("unsigned_{}", hex::encode(&digest[..16])),
             signed_at: None,
+            body,
         }
     }
 }
@@ -318,6 +346,31 @@ fn parse_signatures(header: &str) -> Result<Vec<[u8; 32]>, VerifyError> {
 mod tests {
     use super::*;
 
+    /// The tests speak in whole seconds, as the Svix vectors do.
+    trait VerifySecs {
+        fn verify_secs(
+            &self,
+            h: &SignatureHeaders,
+            body: &[u8],
+            now_secs: u64,
+        ) -> Result<VerifiedDelivery, VerifyError>;
+    }
+
+    impl VerifySecs for Verifier {
+        fn verify_secs(
+            &self,
+            h: &SignatureHeaders,
+            body: &[u8],
+            now_secs: u64,
+        ) -> Result<VerifiedDelivery, VerifyError> {
+            let now = i64::try_from(now_secs)
+                .ok()
+                .and_then(UnixMillis::from_secs)
+                .unwrap_or(UnixMillis(i64::MAX));
+            self.verify(h, body.to_vec(), now)
+        }
+    }
+
     const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID_A: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const TS_A: u64 = 1_614_265_330;
@@ -352,12 +405,12 @@ mod tests {
         assert_eq!(b.sign(ID_B, TS_B, BODY_B), SIG_B);
 
         let d = verifier(&[SECRET_A])
-            .verify(&headers_a(SIG_A), BODY_A, TS_A)
+            .verify_secs(&headers_a(SIG_A), BODY_A, TS_A)
             .unwrap();
         assert_eq!(d.operation_id(), ID_A);
-        assert_eq!(d.signed_at(), Some(TS_A));
+        assert_eq!(d.signed_at(), UnixMillis::from_secs(TS_A as i64));
         let hb = SignatureHeaders::svix(ID_B, &TS_B.to_string(), SIG_B);
-        assert!(verifier(&[SECRET_B]).verify(&hb, BODY_B, TS_B).is_ok());
+        assert!(verifier(&[SECRET_B]).verify_secs(&hb, BODY_B, TS_B).is_ok());
     }
 
     #[test]
@@ -368,7 +421,7 @@ mod tests {
             webhook_signature: Some(SIG_A.into()),
             ..Default::default()
         };
-        assert!(verifier(&[SECRET_A]).verify(&h, BODY_A, TS_A).is_ok());
+        assert!(verifier(&[SECRET_A]).verify_secs(&h, BODY_A, TS_A).is_ok());
     }
 
     #[test]
@@ -381,7 +434,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verifier(&[SECRET_A]).verify(&h, BODY_A, TS_A),
+            verifier(&[SECRET_A]).verify_secs(&h, BODY_A, TS_A),
             Err(VerifyError::MissingHeaders)
         );
     }
@@ -390,12 +443,15 @@ mod tests {
     fn missing_headers() {
         let v = verifier(&[SECRET_A]);
         assert_eq!(
-            v.verify(&SignatureHeaders::default(), BODY_A, TS_A),
+            v.verify_secs(&SignatureHeaders::default(), BODY_A, TS_A),
             Err(VerifyError::MissingHeaders)
         );
         let mut h = headers_a(SIG_A);
         h.svix_signature = None;
-        assert_eq!(v.verify(&h, BODY_A, TS_A), Err(VerifyError::MissingHeaders));
+        assert_eq!(
+            v.verify_secs(&h, BODY_A, TS_A),
+            Err(VerifyError::MissingHeaders)
+        );
         assert!(SignatureHeaders::default().is_empty());
         assert!(!h.is_empty());
     }
@@ -407,14 +463,14 @@ mod tests {
         for bad in ["", "msg.1", "msg 1", "msg/1", "ünïcode", &"a".repeat(257)] {
             let h = SignatureHeaders::svix(bad, &TS_A.to_string(), &s.sign(bad, TS_A, BODY_A));
             assert_eq!(
-                v.verify(&h, BODY_A, TS_A),
+                v.verify_secs(&h, BODY_A, TS_A),
                 Err(VerifyError::InvalidId),
                 "{bad:?}"
             );
         }
         let long = "a".repeat(256);
         let h = SignatureHeaders::svix(&long, &TS_A.to_string(), &s.sign(&long, TS_A, BODY_A));
-        assert!(v.verify(&h, BODY_A, TS_A).is_ok());
+        assert!(v.verify_secs(&h, BODY_A, TS_A).is_ok());
     }
 
     #[test]
@@ -432,7 +488,7 @@ mod tests {
         ] {
             let h = SignatureHeaders::svix(ID_A, bad, SIG_A);
             assert_eq!(
-                v.verify(&h, BODY_A, TS_A),
+                v.verify_secs(&h, BODY_A, TS_A),
                 Err(VerifyError::InvalidTimestamp),
                 "{bad:?}"
             );
@@ -445,7 +501,7 @@ mod tests {
         let v = verifier(&[SECRET_A]);
         let check = |ts: u64, now: u64| {
             let h = SignatureHeaders::svix(ID_A, &ts.to_string(), &s.sign(ID_A, ts, BODY_A));
-            v.verify(&h, BODY_A, now)
+            v.verify_secs(&h, BODY_A, now)
         };
         assert!(check(TS_A, TS_A + 300).is_ok());
         assert!(check(TS_A, TS_A - 300).is_ok());
@@ -472,7 +528,7 @@ mod tests {
         let v = verifier(&[SECRET_A]);
         let reject = |sig: &str| {
             assert_eq!(
-                v.verify(&headers_a(sig), BODY_A, TS_A),
+                v.verify_secs(&headers_a(sig), BODY_A, TS_A),
                 Err(VerifyError::InvalidSignature),
                 "{sig:?}"
             )
@@ -501,7 +557,7 @@ mod tests {
             "v2,xyz v1a,{} v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= {SIG_A}",
             &SIG_A[3..]
         );
-        assert!(v.verify(&headers_a(&sig), BODY_A, TS_A).is_ok());
+        assert!(v.verify_secs(&headers_a(&sig), BODY_A, TS_A).is_ok());
     }
 
     #[test]
@@ -511,22 +567,22 @@ mod tests {
             "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ".repeat(MAX_SIGNATURE_ENTRIES);
         sig.push_str(SIG_A);
         assert_eq!(
-            v.verify(&headers_a(&sig), BODY_A, TS_A),
+            v.verify_secs(&headers_a(&sig), BODY_A, TS_A),
             Err(VerifyError::InvalidSignature)
         );
         let mut ok =
             "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ".repeat(MAX_SIGNATURE_ENTRIES - 1);
         ok.push_str(SIG_A);
-        assert!(v.verify(&headers_a(&ok), BODY_A, TS_A).is_ok());
+        assert!(v.verify_secs(&headers_a(&ok), BODY_A, TS_A).is_ok());
     }
 
     #[test]
     fn any_configured_secret_may_match() {
         let v = verifier(&[SECRET_B, SECRET_A]);
-        assert!(v.verify(&headers_a(SIG_A), BODY_A, TS_A).is_ok());
+        assert!(v.verify_secs(&headers_a(SIG_A), BODY_A, TS_A).is_ok());
         let only_b = verifier(&[SECRET_B]);
         assert_eq!(
-            only_b.verify(&headers_a(SIG_A), BODY_A, TS_A),
+            only_b.verify_secs(&headers_a(SIG_A), BODY_A, TS_A),
             Err(VerifyError::InvalidSignature)
         );
     }
@@ -535,17 +591,17 @@ mod tests {
     fn body_id_and_timestamp_are_covered() {
         let v = verifier(&[SECRET_A]);
         assert_eq!(
-            v.verify(&headers_a(SIG_A), br#"{"test": 2432232315}"#, TS_A),
+            v.verify_secs(&headers_a(SIG_A), br#"{"test": 2432232315}"#, TS_A),
             Err(VerifyError::InvalidSignature)
         );
         let h = SignatureHeaders::svix("msg_p5jXN8AQM9LWM0D4loKWxJel", &TS_A.to_string(), SIG_A);
         assert_eq!(
-            v.verify(&h, BODY_A, TS_A),
+            v.verify_secs(&h, BODY_A, TS_A),
             Err(VerifyError::InvalidSignature)
         );
         let h = SignatureHeaders::svix(ID_A, &(TS_A + 1).to_string(), SIG_A);
         assert_eq!(
-            v.verify(&h, BODY_A, TS_A),
+            v.verify_secs(&h, BODY_A, TS_A),
             Err(VerifyError::InvalidSignature)
         );
     }
@@ -578,7 +634,7 @@ mod tests {
 
     #[test]
     fn unsigned_operation_id_is_a_body_digest() {
-        let d = Verifier::accept_unsigned(b"{}");
+        let d = Verifier::accept_unsigned(b"{}".to_vec());
         // sha256("{}") = 44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
         assert_eq!(
             d.operation_id(),

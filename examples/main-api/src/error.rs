@@ -3,7 +3,7 @@
 //! what the relay does with them: 2xx and 409 mean "the API has it"; anything
 //! else makes the relay answer 5xx, so Svix delivers the command again.
 
-use clerk_sync::command::ContractError;
+use clerk_sync_contract::command::ContractError;
 
 /// Why a body is not a command this API applies. Messages carry nothing from
 /// the body.

@@ -2,8 +2,9 @@
 //! the batches on D1, answer, and write the one log line. Every decision is
 //! in `service`.
 
-use clerk_sync::platform::json_response;
-use clerk_sync::secret::SecretString;
+use clerk_sync_contract::body::{body_read, declared_too_long};
+use clerk_sync_contract::secret::SecretString;
+use clerk_sync_platform::{json_response, BodyError};
 use serde_json::Value as Json;
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -70,21 +71,23 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     json_response(reply.status, reply.body, reply.allow)
 }
 
-/// The body, refused before reading when its declared length is over the
-/// limit, and after when the bytes are.
+/// The body, read as the relay reads its own (`clerk_sync_contract::body`):
+/// a declared length over the limit is refused before reading, a chunked or
+/// length-less body is counted as it arrives and refused at the limit.
 async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
-    let declared = req.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|l| l.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
+    let headers = req.headers();
+    let declared = headers.get("content-length").ok().flatten();
+    let transfer_encoding = headers.get("transfer-encoding").ok().flatten();
+    if declared_too_long(declared.as_deref(), MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let body = req.bytes().await.map_err(|_| ApiError::UnreadableBody)?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    Ok(body)
+    let how = body_read(declared.as_deref(), transfer_encoding.as_deref());
+    clerk_sync_platform::read_body(req, MAX_BODY_BYTES, how)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Unreadable => ApiError::UnreadableBody,
+        })
 }
 
 struct D1(D1Database);

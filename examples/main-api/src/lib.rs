@@ -13,8 +13,9 @@
 //! POST /internal/users            the application's signup: a 'pending' row for Clerk to confirm
 //! ```
 //!
-//! The command types are the relay's own (`clerk_sync::command`), linked
-//! without the relay's `#[event(fetch)]`. Everything but the I/O is pure Rust
+//! The command types come from the shared contract crate
+//! (`clerk_sync_contract`), as do the bounded body read and the secret
+//! comparison; the relay itself is not linked. Everything but the I/O is pure Rust
 //! tested natively, the SQL included (against SQLite with the same
 //! migrations); `glue` is the only module that knows the `worker` crate.
 

@@ -8,7 +8,7 @@
 //!
 //! This module owns no I/O: the caller runs the batches.
 
-use clerk_sync::command::CommandKind;
+use clerk_sync_contract::command::CommandKind;
 
 use crate::error::{describe_constraint, ApiError, DbFailure};
 use crate::request::{NewUser, Salvaged, ValidCommand};

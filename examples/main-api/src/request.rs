@@ -2,8 +2,8 @@
 //! body parsed and validated into a [`ValidCommand`], the only form the SQL
 //! planner accepts.
 
-use clerk_sync::command::{Command, CommandKind, ContractError, CONTRACT_VERSION};
-use clerk_sync::secret::SecretString;
+use clerk_sync_contract::command::{Command, CommandKind, ContractError, CONTRACT_VERSION};
+use clerk_sync_contract::secret::SecretString;
 
 use crate::error::{ApiError, InvalidCommand};
 
@@ -14,7 +14,7 @@ pub const STATUS_PATH: &str = "/internal/sync/status";
 pub const HEALTH_PATH: &str = "/health";
 
 /// A command is a few hundred bytes; this leaves room for long names and URLs.
-pub const MAX_BODY_BYTES: usize = 65_536;
+pub const MAX_BODY_BYTES: u32 = 65_536;
 /// Longest accepted Clerk id (the contract bounds the operation id the same way).
 pub const MAX_CLERK_ID_LEN: usize = 256;
 

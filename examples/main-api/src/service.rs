@@ -3,8 +3,8 @@
 //! reading the request and writing the answer happens here; the glue only
 //! does the I/O.
 
-use clerk_sync::secret::SecretString;
-use clerk_sync::time_fmt::format_millis;
+use clerk_sync_contract::secret::SecretString;
+use clerk_sync_contract::time::format_millis;
 use serde_json::Value as Json;
 
 use crate::error::{classify_db_error, ApiError, DbFailure};

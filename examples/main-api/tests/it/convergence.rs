@@ -3,7 +3,7 @@
 //! wins. Seeded (`CONVERGENCE_SEED`), many schedules per run
 //! (`CONVERGENCE_SCHEDULES`, default 500).
 
-use clerk_sync::command::Command;
+use clerk_sync_contract::command::Command;
 use serde_json::json;
 
 use crate::sqlite::*;

@@ -3,8 +3,8 @@
 
 use std::cell::{Cell, RefCell};
 
-use clerk_sync::command::{Command, Provenance, UserRecord};
-use clerk_sync::time_fmt::format_millis;
+use clerk_sync_contract::command::{Command, Provenance, UserRecord};
+use clerk_sync_contract::time::format_millis;
 use clerk_sync_main_api::log::RequestLog;
 use clerk_sync_main_api::plan::{Batch, Value};
 use clerk_sync_main_api::service::{self, Database};
