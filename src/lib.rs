@@ -2,19 +2,21 @@
 //! application's own API.
 //!
 //! ```text
-//! Clerk ─(Svix)─▶ POST /webhook?secret=…
-//!   1. query secret     (config::Config::check_query_secret)   401 unauthorized
-//!   2. body size         (relay::BodyLimit)                     413 payload_too_large
-//!   3. Svix signature    (verify::Verifier::verify)             401 <class>
-//!   4. JSON envelope     (event::parse_envelope)                400 invalid_json / invalid_payload
-//!   5. map to a command  (event::map_event)                     200 ignored (other event types)
-//!   6. forward           (glue, wasm32 only)  ─▶ main API       200 / 502 / 504 (relay::interpret_upstream)
+//! Clerk ─(Svix)─▶ POST /webhook?secret=…          relay::start / AwaitingBody / AwaitingUpstream
+//!   0. configuration    (Config, deployment_problems)           500 misconfigured
+//!   1. query secret     (Config::check_query_secret)            401 unauthorized
+//!   2. declared length  (contract::body::declared_too_long)     413 payload_too_large
+//!      ── the glue reads the body as told (whole, or chunked and bounded) ──
+//!   3. Svix signature    (Config::verify → VerifiedDelivery)    401 <class>
+//!   4. event and command (event::map_event(&VerifiedDelivery))  400 invalid_json / invalid_payload,
+//!                                                               200 ignored (other event types)
+//!      ── the glue performs the one forward ──
+//!   5. the API's answer  (relay::interpret_upstream)            200 / 502 / 504
 //! ```
 //!
-//! Everything except the last step's I/O is pure Rust that knows nothing of
-//! the `worker` crate: it compiles and is tested natively. The clock is always
-//! a parameter. The only module that touches the platform is `glue`, compiled
-//! for wasm32 with the default `worker-glue` feature.
+//! The order lives in `relay`'s state machine, tested natively; `glue`
+//! (wasm32 only) performs each step's I/O and nothing else. The clock is
+//! always a parameter (`UnixMillis`). See ARCHITECTURE.md.
 
 pub mod config;
 pub mod error;
@@ -23,8 +25,9 @@ pub mod log;
 pub mod relay;
 pub mod verify;
 
-#[cfg(all(target_arch = "wasm32", feature = "worker-glue"))]
+#[cfg(target_arch = "wasm32")]
 mod glue;
+
 pub use clerk_sync_contract::{Command, CommandKind, UnixMillis, UserRecord, CONTRACT_VERSION};
 pub use config::{Config, ConfigProblem};
 pub use error::RelayError;
