@@ -7,6 +7,20 @@
 # Ctrl-C or until either one exits, and stops both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The fixed ports, checked before anything is installed or built: a busy
+# port stops everything at once, naming the port and who needs it.
+busy=
+for entry in "8787:the main API (examples/main-api)" "8788:the relay" \
+  "9230:the relay's wrangler inspector" "9231:the main API's wrangler inspector"; do
+  port=${entry%%:*}
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "dev: port $port is already in use; ${entry#*:} needs it. Stop what listens there (\`ss -ltnp 'sport = :$port'\` shows it) and run again." >&2
+    busy=1
+  fi
+done
+[ -z "$busy" ] || exit 1
+
 source scripts/tools.sh
 ensure_tools
 
@@ -17,13 +31,6 @@ for vars in .dev.vars "$API_DIR/.dev.vars"; do
   if [ ! -f "$vars" ]; then
     cp "$vars.example" "$vars"
     echo "dev: created $vars from $vars.example (local secrets only)"
-  fi
-done
-
-for port in 8787 8788 9230 9231; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "dev: port $port is in use; stop what is listening there first" >&2
-    exit 1
   fi
 done
 
