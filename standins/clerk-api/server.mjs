@@ -884,12 +884,12 @@ export function createStandin(options = {}) {
       field = field.slice(1);
     } else if (field.startsWith('+')) {
       field = field.slice(1);
-    } else if (field.startsWith(' ')) {
-      // An unencoded '+' arrives as a space.
-      field = field.slice(1);
     }
     if (!ORDER_FIELDS.has(field)) {
-      throw paramInvalid('order_by', `${rawOrder} does not match one of the allowed values for parameter order_by`);
+      // An unencoded '+' arrives as a space (form encoding): not accepted
+      // here, since nothing says Clerk accepts it. Send %2B.
+      const hint = rawOrder.startsWith(' ') ? ' (a "+" must be sent as %2B)' : '';
+      throw paramInvalid('order_by', `${rawOrder} does not match one of the allowed values for parameter order_by${hint}`);
     }
     // starting_after
     const after = q.get('starting_after');

@@ -235,6 +235,9 @@ test('starting_after: 422 with a non-zero offset, with a non-created_at order or
   }
   assertClerkError(await api('/v1/users?starting_after=user_2nope'), 422, 'form_param_value_invalid', 'starting_after');
   assertClerkError(await api('/v1/users?order_by=-shoe_size'), 422, 'form_param_value_invalid', 'order_by');
+  const plus = await api('/v1/users?order_by=+created_at'); // '+' unencoded is a space
+  assertClerkError(plus, 422, 'form_param_value_invalid', 'order_by');
+  assert.match(plus.body.errors[0].long_message, /%2B/);
 });
 
 test('cursor paging walks every user exactly once, in created_at order, both ways', async () => {
@@ -255,6 +258,23 @@ test('cursor paging walks every user exactly once, in created_at order, both way
   const someIds = asc.filter((_, i) => i % 7 === 0).slice(0, 60);
   const filtered = await walk('-created_at', 25, someIds.map((id) => `&user_id=${id}`).join(''));
   assert.deepEqual(filtered.map((u) => u.id), [...someIds].reverse());
+});
+
+test('order_by other fields: sorted with offset paging; only the first order_by counts', async () => {
+  await fresh(80, 18);
+  const all = await truth();
+  const byUpdated = [...all].sort((a, b) => b.updated_at - a.updated_at || (a.id < b.id ? 1 : -1));
+  const pages = [];
+  for (let off = 0; off < 80; off += 30) pages.push(...(await api(`/v1/users?order_by=-updated_at&limit=30&offset=${off}`)).body);
+  assert.deepEqual(pages.map((u) => u.id), byUpdated.map((u) => u.id));
+  const byName = (await api('/v1/users?order_by=first_name&limit=500')).body;
+  const names = byName.map((u) => u.first_name);
+  const firstNull = names.indexOf(null);
+  assert.ok(firstNull > 0, 'some first names are null');
+  assert.ok(names.slice(firstNull).every((n) => n === null), 'ascending: nulls last');
+  for (let i = 1; i < firstNull; i++) assert.ok(names[i - 1] <= names[i]);
+  const twice = await api('/v1/users?order_by=%2Bcreated_at&order_by=-created_at&limit=3');
+  assert.deepEqual(twice.body.map((u) => u.id), all.slice(0, 3).map((u) => u.id));
 });
 
 test('user_id, email_address and external_id may repeat; different filters narrow each other', async () => {
