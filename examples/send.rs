@@ -12,12 +12,18 @@
 //! Options: `--id <svix-id>` (default: a new one), `--url <webhook URL>`
 //! (default the local relay), `--secret <whsec_…>` (default: the dev secret
 //! of `.dev.vars.example`, or `$CLERK_WEBHOOK_SECRET`).
+//!
+//! The signature comes from the test kit's signer (`clerk-sync-testkit`),
+//! written independently of the relay's verifier; the secret is checked
+//! with the relay's own parser first, so a secret the relay would refuse is
+//! named here rather than answered 401 there.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clerk_sync::verify::SigningSecret;
+use clerk_sync_testkit::svix;
 
 const DEFAULT_URL: &str = "http://127.0.0.1:8788/webhook?secret=test-webhook-secret";
 const DEV_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -67,11 +73,11 @@ fn run() -> Result<bool, String> {
     let secret_text = secret
         .or_else(|| std::env::var("CLERK_WEBHOOK_SECRET").ok())
         .unwrap_or_else(|| DEV_SECRET.to_owned());
-    let secret = SigningSecret::parse(&secret_text).map_err(|e| format!("secret {e}"))?;
+    SigningSecret::parse(&secret_text).map_err(|e| format!("secret {e}"))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let id = id.unwrap_or_else(|| format!("msg_local_{}", now.as_millis()));
     let timestamp = now.as_secs();
-    let signature = secret.sign(&id, timestamp, &body);
+    let signature = svix::sign(&secret_text, &id, timestamp, &body);
 
     println!(
         "POST {} ({} bytes from {})",

@@ -10,30 +10,53 @@
 
 #![no_main]
 
+use clerk_sync::config::Config;
 use clerk_sync::event::{map_event, parse_envelope, ClerkEvent, Mapped};
 use clerk_sync::verify::{SignatureHeaders, SigningSecret, Verifier};
-use clerk_sync::Command;
+use clerk_sync::{Command, UnixMillis};
+use clerk_sync_testkit::svix;
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SIGNED_AT: u64 = 1_700_000_000;
-const NOW_MS: i64 = 1_700_000_000_123;
+const NOW: UnixMillis = UnixMillis(1_700_000_000_123);
+
+/// Allows unsigned deliveries: the only way to one is `Config::verify`.
+fn unsigned_config() -> Config {
+    Config::from_lookup(|k| {
+        Some(match k {
+            "CLERK_WEBHOOK_SECRET" => SECRET.into(),
+            "WEBHOOK_QUERY_SECRET" => "q".into(),
+            "API_SECRET" => "a".into(),
+            "ALLOW_UNSIGNED_WEBHOOKS" => "true".into(),
+            _ => return None,
+        })
+    })
+    .expect("the fuzz configuration is valid")
+}
 
 fuzz_target!(|body: &[u8]| {
     let secret = SigningSecret::parse(SECRET).unwrap();
     let id = "msg_fuzz";
-    let headers = SignatureHeaders::svix(
-        id,
-        &SIGNED_AT.to_string(),
-        &secret.sign(id, SIGNED_AT, body),
-    );
+    let headers = SignatureHeaders {
+        svix_id: Some(id.into()),
+        svix_timestamp: Some(SIGNED_AT.to_string()),
+        svix_signature: Some(svix::sign(SECRET, id, SIGNED_AT, body)),
+        ..SignatureHeaders::default()
+    };
     let signed = Verifier::new(vec![secret])
         .unwrap()
-        .verify(&headers, body, SIGNED_AT)
+        .verify(
+            &headers,
+            body.to_vec(),
+            UnixMillis::from_secs(SIGNED_AT as i64).unwrap(),
+        )
         .expect("signed just now");
-    let unsigned = Verifier::accept_unsigned(body);
+    let unsigned = unsigned_config()
+        .verify(&SignatureHeaders::default(), body.to_vec(), NOW)
+        .expect("unsigned deliveries are allowed");
 
     let envelope = parse_envelope(body);
     let event = envelope
@@ -41,7 +64,7 @@ fuzz_target!(|body: &[u8]| {
         .map_err(|e| *e)
         .and_then(ClerkEvent::from_envelope);
     for delivery in [&unsigned, &signed] {
-        let mapped = map_event(body, delivery, NOW_MS);
+        let mapped = map_event(delivery, NOW);
         match (&envelope, &event, &mapped) {
             (Err(e), _, Err(m)) => assert_eq!(e, m),
             (Err(_), _, Ok(_)) => panic!("mapped a body whose envelope did not parse"),

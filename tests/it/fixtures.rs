@@ -5,8 +5,10 @@
 use clerk_sync::config::Config;
 use clerk_sync::event::Mapped;
 use clerk_sync::relay::process;
-use clerk_sync::verify::{SignatureHeaders, SigningSecret};
+use clerk_sync::UnixMillis;
 use serde_json::{json, Value};
+
+use crate::signing::signed;
 
 pub const ALL: [&str; 8] = [
     "captured_user_created.json",
@@ -20,13 +22,12 @@ pub const ALL: [&str; 8] = [
 ];
 
 pub fn load(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    clerk_sync_testkit::fixture(name)
 }
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SIGNED_AT: u64 = 1_700_000_000; // 2023-11-14T22:13:20Z
-const NOW_MS: u64 = 1_700_000_000_123;
+const NOW: UnixMillis = UnixMillis(1_700_000_000_123);
 const RECEIVED: &str = "2023-11-14T22:13:20.123Z";
 
 fn config() -> Config {
@@ -43,14 +44,9 @@ fn config() -> Config {
 
 fn command_for(name: &str) -> Value {
     let body = load(name);
-    let secret = SigningSecret::parse(SECRET).unwrap();
     let id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
-    let headers = SignatureHeaders::svix(
-        id,
-        &SIGNED_AT.to_string(),
-        &secret.sign(id, SIGNED_AT, &body),
-    );
-    match process(&config(), &headers, &body, NOW_MS).unwrap().mapped {
+    let headers = signed(SECRET, id, SIGNED_AT, &body);
+    match process(&config(), &headers, body, NOW).unwrap().mapped {
         Mapped::Forward(c) => serde_json::from_slice(&c.to_json()).unwrap(),
         other => panic!("{name}: expected a command, got {other:?}"),
     }

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::fixtures;
-use crate::harness::*;
 use crate::logs::Sensitive;
+use clerk_sync_testkit::prelude::*;
 
 const CONNECTIONS: usize = 32;
 
@@ -239,7 +239,7 @@ fn sustained_load_is_answered_and_memory_stays_flat() {
 
     // One log line per request, and nothing sensitive in any of them.
     let requests = warmup_ok + latencies.len();
-    let lines = wait_for_log_lines(&relay, requests);
+    let lines = relay.wait_for_log_lines(requests);
     assert_eq!(lines.len(), requests, "one log line per request");
     let mut sensitive = Sensitive::new();
     for b in bodies.iter() {

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::fixtures;
-use crate::harness::*;
+use clerk_sync_testkit::prelude::*;
 
 /// Strings that must never reach a log, each with what it is (for the failure message).
 #[derive(Debug, Default)]
@@ -201,7 +201,7 @@ impl Run<'_> {
 
     /// One structured line per request, each well formed, and nothing sensitive anywhere.
     fn check(self) -> Vec<Value> {
-        let lines = wait_for_log_lines(self.relay, self.requests);
+        let lines = self.relay.wait_for_log_lines(self.requests);
         assert_eq!(lines.len(), self.requests, "one line per request");
         lines.iter().for_each(assert_well_formed);
         self.sensitive.assert_absent_from(&self.relay.logs());

@@ -1,6 +1,9 @@
-//! Native tests of the API's handlers and SQL: the same `service` functions
-//! the Worker runs, against SQLite with the same migrations D1 applies.
+//! The API's tests. Native: the same `service` functions the Worker runs,
+//! against SQLite with the same migrations D1 applies. In the real runtime
+//! (`#[ignore]`, run by `scripts/test.sh`): the API under `wrangler dev`,
+//! behind the built relay in workerd (`through_relay`).
 
 mod apply;
 mod convergence;
 mod sqlite;
+mod through_relay;

@@ -1,61 +1,56 @@
 //! The whole flow in the real runtime: the built relay (workerd) forwarding
-//! signed Clerk deliveries to the reference main API (`examples/main-api`,
-//! served by `wrangler dev`: workerd with a local D1 database), and the
-//! result read back through `GET /internal/users/:clerk_id`.
+//! signed Clerk deliveries to this main API (served by `wrangler dev`:
+//! workerd with a local D1 database), and the result read back through
+//! `GET /internal/users/:clerk_id`; and the API's own HTTP edge (bearer,
+//! repeats, a chunked body over its limit) on the wire.
 //!
 //! One API process serves the whole test binary (started on first use, on a
 //! free port, with its own inspector port and D1 directory, migrations
-//! applied); each test uses Clerk ids of its own. A watchdog stops the API's
-//! process group and removes its directory when the test process is gone.
+//! applied); each test uses Clerk ids of its own. The test kit's process
+//! helper stops the API's process group and removes its directory when the
+//! test process is gone (a `static` is never dropped).
+//!
+//! Needs the relay bundle in `dist/` and wrangler from `npm ci`: ignored by
+//! a plain `cargo test`, run by `scripts/test.sh`.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clerk_sync_contract::time::format_millis;
+use clerk_sync_testkit::prelude::*;
+use clerk_sync_testkit::process;
 use serde_json::{json, Value as Json};
-
-use crate::fixtures;
-use crate::harness::*;
 
 // ---- the API process ------------------------------------------------------
 
 /// A `wrangler dev` of the reference main API.
 pub struct MainApi {
     pub url: String,
-    pgid: u32,
-    persist: PathBuf,
-    log: PathBuf,
+    pub port: u16,
+    // Behind a lock: a `static` must be `Sync`, a child process is not.
+    process: Mutex<Process>,
 }
 
-/// Runs the command given after `parent dir` in the background; when the
-/// test process (`parent`) is gone, or the command ends, stops the whole
-/// process group (wrangler, its workerd), and removes `dir` if the parent
-/// is gone (a static is never dropped).
-const WATCHDOG: &str = r#"
-parent=$1; dir=$2; shift 2
-"$@" </dev/null &
-while kill -0 "$parent" 2>/dev/null && kill -0 $! 2>/dev/null; do sleep 0.5; done
-trap '' TERM
-kill -TERM -- -$$ 2>/dev/null
-sleep 2
-kill -0 "$parent" 2>/dev/null || rm -rf "$dir"
-kill -KILL -- -$$ 2>/dev/null
-"#;
-
 /// Startup includes the Worker build (`[build] command`), a full compile
-/// when `scripts/test.sh` has not built it just before.
-const START_TIMEOUT: Duration = Duration::from_secs(600);
+/// when `scripts/test.sh` has not built it just before: a bound, not a wait.
+const START_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// How long a log line may take to reach wrangler's output: a bound.
+const LOG_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn api_dir() -> PathBuf {
     repo_root().join("examples/main-api")
 }
 
-fn wrangler() -> PathBuf {
-    repo_root().join("node_modules/.bin/wrangler")
+fn wrangler() -> Command {
+    let mut c = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+    c.current_dir(api_dir())
+        .env("WRANGLER_SEND_METRICS", "false");
+    c
 }
 
 fn api() -> &'static MainApi {
@@ -65,82 +60,48 @@ fn api() -> &'static MainApi {
 
 impl MainApi {
     pub fn start() -> Self {
-        let dir = TempDir::new("main-api");
-        let persist = dir.path().to_path_buf();
-        std::mem::forget(dir); // removed by the watchdog or by Drop
-        let log = persist.join("wrangler-dev.log");
+        // Removed by the process helper's watchdog once the test process is gone.
+        let persist = TempDir::new("main-api").keep();
         let port = free_port();
         let inspector = free_port();
 
-        let migrate = run_wrangler(
-            &[
-                "d1",
-                "migrations",
-                "apply",
-                "DB",
-                "--local",
-                "--persist-to",
-                persist.to_str().unwrap(),
-            ],
-            Duration::from_secs(180),
+        let mut migrate = wrangler();
+        migrate
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&persist);
+        let (ok, out) = process::run(
+            "wrangler d1 migrations apply",
+            migrate,
+            Duration::from_secs(300),
         );
-        assert!(migrate.0, "migrations failed: {}", migrate.1);
+        assert!(ok, "migrations failed: {out}");
 
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("bash")
-            .args(["-c", WATCHDOG, "watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(&persist)
-            .arg(wrangler())
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        let mut dev = wrangler();
+        dev.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &inspector.to_string()])
             .arg("--persist-to")
             .arg(&persist)
             .args(["--var", &format!("API_SECRET:{DEV_API_SECRET}")])
-            .arg("--show-interactive-dev-session=false")
-            .current_dir(api_dir())
-            .env("WRANGLER_SEND_METRICS", "false")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .expect("start wrangler dev");
-        let api = MainApi {
-            url: format!("http://127.0.0.1:{port}"),
-            pgid: child.id(),
-            persist,
-            log,
-        };
-        let mut child = child;
-        let start = Instant::now();
-        loop {
-            if let Ok(resp) = ureq::get(&format!("{}/health", api.url))
-                .timeout(Duration::from_secs(5))
-                .call()
-            {
-                if resp.status() == 200 {
-                    break;
-                }
-            }
-            let exited = child.try_wait().unwrap().is_some();
-            assert!(
-                !exited && start.elapsed() < START_TIMEOUT,
-                "the main API did not start:\n{}",
-                api.logs()
-            );
-            thread::sleep(Duration::from_millis(250));
-        }
-        eprintln!(
-            "main API ready on {} after {:.1}s",
-            api.url,
-            start.elapsed().as_secs_f64()
+            .arg("--show-interactive-dev-session=false");
+        let mut process = Process::spawn(
+            "wrangler dev (main API)",
+            dev,
+            &persist.join("wrangler-dev.log"),
+            Some(&persist),
         );
-        api
+        let url = format!("http://127.0.0.1:{port}");
+        let health = format!("{url}/health");
+        let took = process.wait_ready(START_TIMEOUT, || try_get_status(&health) == Some(200));
+        eprintln!("main API ready on {url} after {:.1}s", took.as_secs_f64());
+        MainApi {
+            url,
+            port,
+            process: Mutex::new(process),
+        }
     }
 
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.lock().unwrap().logs()
     }
 
     fn bearer() -> Vec<(String, String)> {
@@ -184,63 +145,6 @@ impl MainApi {
             body.to_string().as_bytes(),
         )
     }
-}
-
-impl Drop for MainApi {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.pgid)])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.persist);
-    }
-}
-
-/// Runs wrangler in the API's directory, bounded in time: (success, output).
-fn run_wrangler(args: &[&str], timeout: Duration) -> (bool, String) {
-    let dir = TempDir::new("wrangler-out");
-    let out_path = dir.path().join("out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(wrangler())
-        .args(args)
-        .current_dir(api_dir())
-        .env("WRANGLER_SEND_METRICS", "false")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .process_group(0)
-        .spawn()
-        .expect("run wrangler");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    (status.is_some_and(|s| s.success()), text)
-}
-
-fn get_with(url: &str, headers: &[(String, String)]) -> (u16, Json) {
-    let mut req = ureq::get(url).timeout(Duration::from_secs(20));
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("GET {url}: {e}"),
-    };
-    let status = resp.status();
-    let json = serde_json::from_str(&resp.into_string().unwrap_or_default()).unwrap_or(Json::Null);
-    (status, json)
 }
 
 // ---- Clerk deliveries through the relay ---------------------------------------
@@ -315,7 +219,7 @@ fn deleted_event(clerk_id: &str, at_ms: i64) -> Vec<u8> {
 }
 
 fn contract_time(ms: i64) -> String {
-    clerk_sync::time_fmt::format_millis(ms).unwrap()
+    format_millis(ms).unwrap()
 }
 
 // ---- the tests ----------------------------------------------------------------
@@ -325,9 +229,9 @@ fn contract_time(ms: i64) -> String {
 fn created_updated_deleted_through_the_relay_are_in_the_table() {
     let relay = relay();
     let (created, updated, deleted) = (
-        fixtures::load("docs_user_created.json"),
-        fixtures::load("dashboard_user_updated.json"),
-        fixtures::load("dashboard_user_deleted.json"),
+        fixture("docs_user_created.json"),
+        fixture("dashboard_user_updated.json"),
+        fixture("dashboard_user_deleted.json"),
     );
     let clerk_id = "user_29w83sxmDNGwOuEthce5gg56FcC";
 
@@ -380,7 +284,7 @@ fn the_seed_curl_unsigned_ends_synced() {
         "ALLOW_UNSIGNED_WEBHOOKS",
         "true",
     ));
-    let body = fixtures::load("seed_curl_user_created.json");
+    let body = fixture("seed_curl_user_created.json");
     let plain = vec![("content-type".to_string(), "application/json".to_string())];
     let (s, r) = post(&webhook_url(&lax), &plain, &body);
     assert_eq!(s, 200, "{r}");
@@ -715,10 +619,7 @@ fn the_status_endpoint_shows_the_dashboard_data() {
     assert!(s["last_applied_operation"]["operation_id"].is_string());
     // wrangler prints the Worker's log lines as they come.
     let needle = format!("\"operation_id\":\"{id}\"");
-    let start = Instant::now();
-    while !api().logs().contains(&needle) && start.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(LOG_TIMEOUT, || api().logs().contains(&needle));
     let logs = api().logs();
     assert!(
         logs.contains(&format!("\"operation_id\":\"{id}\"")),
@@ -726,4 +627,77 @@ fn the_status_endpoint_shows_the_dashboard_data() {
     );
     assert!(!logs.contains(DEV_API_SECRET), "the bearer is never logged");
     assert!(!logs.contains("@example.com"), "no email is logged");
+}
+
+// ---- the API's own edge: a chunked body over its limit ----------------------
+
+/// The API's body limit (`request::MAX_BODY_BYTES`).
+const API_MAX_BODY: usize = 65_536;
+
+/// An `upsert_user` command for a fresh Clerk id, as the relay sends it.
+fn upsert_command(tag: &str) -> (String, Json) {
+    let clerk_id = format!("user_{tag}_{}", std::process::id());
+    let command = json!({
+        "version": 1, "command": "upsert_user",
+        "operation_id": format!("msg_{tag}_{}", std::process::id()),
+        "event_type": "user.created", "occurred_at": contract_time(T0),
+        "received_at": contract_time(T0 + 1), "clerk_id": clerk_id,
+        "user": {"email": null, "email_verified": false, "first_name": "Chunked",
+                 "last_name": null, "username": null, "image_url": null,
+                 "external_id": null, "created_at": contract_time(T0),
+                 "updated_at": contract_time(T0)}
+    });
+    (clerk_id, command)
+}
+
+/// The same command, its JSON padded with whitespace to `len` bytes.
+fn padded(command: &Json, len: usize) -> Vec<u8> {
+    let text = command.to_string();
+    let mut body = b"{".to_vec();
+    body.resize(len.saturating_sub(text.len() - 1), b' ');
+    body.extend_from_slice(&text.as_bytes()[1..]);
+    assert_eq!(body.len(), len.max(text.len()));
+    body
+}
+
+/// `POST /internal/clerk-sync` with the bearer, written on a raw socket with
+/// `transfer-encoding: chunked` (16 KiB chunks) and no `content-length`: a
+/// length the API cannot check before it reads.
+fn sync_chunked(body: &[u8]) -> RawResponse {
+    let port = api().port;
+    let head = format!(
+        "POST /internal/clerk-sync HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+         authorization: Bearer {DEV_API_SECRET}\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    let mut chunks: Vec<Vec<u8>> = body.chunks(16 * 1024).map(chunk).collect();
+    chunks.push(b"0\r\n\r\n".to_vec());
+    raw_request_streaming(port, head.as_bytes(), chunks, Duration::ZERO).expect("the API answered")
+}
+
+#[test]
+#[ignore = "needs the built worker and wrangler: scripts/test.sh"]
+fn a_chunked_body_over_the_limit_is_413_and_nothing_is_applied() {
+    // The control: chunked and under the limit, applied.
+    let (under_id, under) = upsert_command("chunked_under");
+    let r = sync_chunked(&padded(&under, API_MAX_BODY - 1_000));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["outcome"], "applied");
+    assert_eq!(api().user(&under_id).1["user"]["sync_status"], "synced");
+
+    // Over the limit by half: refused as it arrives.
+    let (over_id, over) = upsert_command("chunked_over");
+    let r = sync_chunked(&padded(&over, API_MAX_BODY + API_MAX_BODY / 2));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (413, Some("payload_too_large")),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let (s, u) = api().user(&over_id);
+    assert_eq!(s, 404, "nothing applied, nothing recorded for it: {u}");
+    // Nor was its operation id taken: the same command, small, is applied
+    // (not answered 409 as a repeat).
+    let (s, r) = api().sync(&over);
+    assert_eq!((s, &r["outcome"]), (200, &json!("applied")), "{r}");
 }
