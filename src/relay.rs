@@ -97,6 +97,7 @@ impl RequestHead<'_> {
 
 /// What the glue does next.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per request, moved from step to step, never stored in bulk
 pub enum Step<'c> {
     /// Read the body as [`AwaitingBody::how`] says, at most
     /// [`AwaitingBody::max_bytes`], then call [`AwaitingBody::body_read`].
