@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command (`npm test`, which `.ci/run` calls): installs what
-# is missing, checks formatting and lints, runs the native tests, builds the
-# Worker bundles, enforces the size budget, and runs the end-to-end suites in
-# workerd. Every step must pass; the first failure stops the run.
+# is missing, checks formatting and lints (the fuzz targets included), runs
+# the native tests, builds the Worker bundles, enforces the size budget, runs
+# the end-to-end suites in workerd and wrangler dev, and last the load test,
+# alone. Every step must pass; the first failure stops the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/tools.sh
@@ -16,6 +17,11 @@ step "format and lints (native and wasm32)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+# The fuzz targets (their own workspace, fuzz/) are compiled and linted here,
+# so an API change cannot leave them broken until the next fuzzing run. On
+# stable: libfuzzer-sys builds libFuzzer's C++ with the system compiler and
+# nothing is instrumented (that needs nightly and cargo-fuzz: scripts/fuzz.sh).
+cargo clippy --manifest-path fuzz/Cargo.toml --bins -- -D warnings
 
 step "build the relay bundle (wrangler deploy --dry-run)"
 # A fresh dist/: wrangler adds a new hashed .wasm each build and keeps the old ones.
@@ -30,5 +36,10 @@ cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D 
   tee target/main-api-dry-run.log | grep -E "Total Upload|error:" || true
 grep -q "Total Upload" target/main-api-dry-run.log || { echo "main API build failed"; cat target/main-api-dry-run.log; exit 1; }
 
-step "tests: native and end to end (workerd)"
-cargo test --workspace -- --include-ignored
+step "tests: native and end to end (workerd, wrangler dev), all but the load test"
+cargo test --workspace -- --include-ignored --skip load::
+
+# Last and alone: no suite that starts servers runs beside it, so its
+# numbers are the relay's, not the machine's other work.
+step "load test (tests/it/load.rs), alone"
+cargo test -p clerk-sync --test it -- --include-ignored --test-threads=1 load::
