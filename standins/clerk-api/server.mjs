@@ -13,8 +13,11 @@
 // Run directly it is a CLI (flags below, `--help`); imported it exports
 // createStandin() for in-process use.
 
+import fs from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+
+const PARENT_PID = process.ppid; // read first: the parent may be gone by the time main() runs
 
 // ---------------------------------------------------------------- constants
 
@@ -1446,7 +1449,8 @@ A loopback stand-in for Clerk's Backend API (GET /v1/users, /v1/users/count,
   --limit-out-of-range M   reject (422) | default (page of 10) (default reject)
   --cursor-missing M       continue | error (422) for a starting_after user deleted meanwhile (default continue)
   --verbose                one line per request (no personal data)
-  --exit-with-parent       exit when the parent process goes away
+  --exit-with-parent       exit when the parent process goes away (re-parented, or stdin pipe closed)
+  --parent-pid N           exit when process N is gone (race-free: the spawner passes its own pid)
   --help                   this text
 `;
 
@@ -1465,6 +1469,7 @@ function parseArgs(argv, env) {
     'cursor-missing': undefined,
     verbose: env.CLERK_STANDIN_VERBOSE === '1' || env.CLERK_STANDIN_VERBOSE === 'true',
     'exit-with-parent': false,
+    'parent-pid': undefined,
     help: false,
   };
   const flags = new Set(['verbose', 'exit-with-parent', 'help']);
@@ -1501,6 +1506,7 @@ function parseArgs(argv, env) {
     port,
     host: o.host || DEFAULT_HOST,
     exitWithParent: o['exit-with-parent'],
+    parentPid: int('parent-pid', o['parent-pid'], 1),
     standin: {
       secretKey: o['secret-key'] || DEFAULT_SECRET_KEY,
       users: int('users', o.users, 0) ?? 0,
@@ -1560,9 +1566,36 @@ async function main() {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   if (args.exitWithParent) {
-    const parent = process.ppid;
+    // The parent is gone when we are re-parented, or when stdin is a pipe
+    // from it and reaches its end.
+    if (process.ppid !== PARENT_PID) stop();
     setInterval(() => {
-      if (process.ppid !== parent) stop();
+      if (process.ppid !== PARENT_PID) stop();
+    }, 500).unref();
+    let stdinIsPipe = false;
+    try {
+      stdinIsPipe = fs.fstatSync(0).isFIFO();
+    } catch {
+      // no stdin
+    }
+    if (stdinIsPipe) {
+      process.stdin.on('end', stop);
+      process.stdin.on('error', stop);
+      process.stdin.resume();
+    }
+  }
+  if (args.parentPid !== undefined) {
+    const alive = () => {
+      try {
+        process.kill(args.parentPid, 0);
+        return true;
+      } catch (e) {
+        return e.code === 'EPERM'; // exists, but not ours to signal
+      }
+    };
+    if (!alive()) stop();
+    setInterval(() => {
+      if (!alive()) stop();
     }, 500).unref();
   }
 }

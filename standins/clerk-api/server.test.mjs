@@ -605,6 +605,12 @@ test('refuses a non-loopback host and bad flags', async () => {
   assert.equal(r.code, 2);
 });
 
+test('--parent-pid: exits (0) once that process is gone', async () => {
+  const parent = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 300)'], { stdio: 'ignore' });
+  const r = await runToExit(['--port', '0', '--parent-pid', String(parent.pid)]);
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('--verbose logs one line per request and nothing personal', async () => {
   await fresh(3, 17);
   await api('/v1/users?email_address=someone.private@example.com');
