@@ -1,0 +1,48 @@
+//! The pure core of a re-sync run (issue 9): read the truth from Clerk's
+//! Backend API and drive the main API's user table back to it, paced by
+//! Clerk's rate limit, resumable after any restart.
+//!
+//! A [`Run`] is a sans-IO state machine in the manner of quinn-proto: it is
+//! asked what to do and told what happened, with `now` passed in every time.
+//! The Durable Object that owns it only performs I/O, persists and sets alarms:
+//!
+//! ```ignore
+//! let mut run = Run::from_json(&stored)?;          // or Run::new(id, parse_start(body)?, config, now)
+//! loop {
+//!     let action = run.poll(now());
+//!     storage.put(run.to_json());                  // before the request: it is in the rate window now
+//!     let answer = match action {
+//!         Action::Clerk { path_and_query } => get(clerk_url + path_and_query, clerk_key),
+//!         Action::ApiGet { path_and_query } => get(api_url + path_and_query, api_secret),
+//!         Action::ApiBatch { body } => post(api_url + BATCH_PATH, body, api_secret),
+//!         Action::WakeAt(t) => { set_alarm(t); break }
+//!         Action::Finished => break,
+//!     };
+//!     run.handle(now(), answer);
+//!     storage.put(run.to_json());
+//!     while let Some(record) = run.poll_log() { log(record) }   // a page done: a good place to yield
+//! }
+//! ```
+//!
+//! | module | owns | never does |
+//! |---|---|---|
+//! | [`start`] | the start body, [`Scope`], [`RunId`] | accept an id it could not look up safely |
+//! | [`config`] | pacing and bounds, each clamped to its range | read the environment |
+//! | [`pacing`] | the 10-second sliding window, `Retry-After` | read a clock |
+//! | [`clerk_api`] | Clerk's paths and answers; users mapped by the contract's `to_record` | map a user a second way |
+//! | [`main_api`] | the rows endpoint's shape, the batch answer's check | trust a result that does not match what was sent |
+//! | [`run`] | the phases, pages, retries, the cursor and counters | perform I/O, panic on any answer |
+//! | [`status`] | counters, status view, log records | hold an email, a name, a body or a secret |
+
+pub mod clerk_api;
+pub mod config;
+pub mod main_api;
+pub mod pacing;
+pub mod run;
+pub mod start;
+pub mod status;
+
+pub use config::RunConfig;
+pub use run::{Action, Answer, Run, StateError};
+pub use start::{parse_start, RunId, Scope, StartError};
+pub use status::{Counters, ErrorCode, ErrorInfo, LogRecord, RejectedId, RunState, RunStatus};

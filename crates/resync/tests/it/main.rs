@@ -1,0 +1,1 @@
+//! The re-sync core's integration tests: one binary.
