@@ -98,9 +98,12 @@ fn run() -> Result<bool, String> {
         .send_bytes(&body);
     let response = match response {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        // Not `e` itself: it quotes the URL, query secret included.
         Err(e) => {
             return Err(format!(
-                "could not reach the relay ({e}); is `npm run dev` running?"
+                "could not reach the relay at {} ({}); is `npm run dev` running?",
+                url_without_query(&url),
+                e.kind()
             ))
         }
     };
