@@ -120,6 +120,9 @@ pub fn describe_constraint(constraint: &str) -> String {
     let meaning = match constraint {
         "UNIQUE constraint failed: users.email" => "the email belongs to another user",
         "UNIQUE constraint failed: users.clerk_id" => "the Clerk id belongs to another row",
+        "UNIQUE constraint failed: users.id" | "UNIQUE constraint failed: signups.id" => {
+            "the id belongs to another row"
+        }
         _ => "a constraint refused the change",
     };
     format!("{meaning} ({constraint})")

@@ -52,7 +52,9 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                     }
                     Route::CreateUser => {
                         let body = read_body(&mut req).await;
-                        service::create_user(&db, body.as_deref().map_err(Clone::clone)).await
+                        let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+                        service::create_user(&db, body.as_deref().map_err(Clone::clone), now_ms)
+                            .await
                     }
                     Route::User(clerk_id) => service::user(&db, clerk_id).await,
                     Route::Status => service::status(&db).await,

@@ -24,6 +24,9 @@ pub struct RequestLog {
     /// Recording a failure or a rejection in the database failed too.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub audit_failed: bool,
+    /// The apply batch answered with an error, yet had committed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub committed_despite_error: bool,
     pub duration_ms: u64,
 }
 
@@ -66,6 +69,8 @@ impl RequestLog {
         }
         if self.audit_failed {
             self.level = "error";
+        } else if self.committed_despite_error {
+            self.level = "warn";
         }
     }
 

@@ -2,8 +2,24 @@
 //! D1 is a constant here. A [`Batch`] is sent as one `D1Database::batch`,
 //! which D1 runs as one transaction: it all happens, or none of it.
 //!
-//! Ordering and concurrency are decided by guards inside the statements (a
-//! tombstone, `clerk_updated_at`, the primary key of `applied_operations`),
+//! The table does not depend on the order commands arrive in. Each command
+//! only adds facts that merge the same way in any order, then the rows it
+//! touches are rendered again from those facts:
+//!
+//! ```text
+//! clerk_users   each Clerk user's newest data: greatest (version, data_key, operation_id)
+//! link_claims   who claimed which signup by its rule: only grows, earliest time kept
+//! tombstones    deleted Clerk ids: a delete is final
+//! sync_failures commands that failed and were not taken since
+//!        │
+//!        ▼  render (the same statements after every command)
+//! users         a signup row shows its winner's data, or its own while unclaimed;
+//!               a Clerk user that wins no signup has a row of its own
+//! ```
+//!
+//! A signup's winner: among the Clerk users whose earliest claim is that
+//! signup, the one with the earliest claim (then the smallest Clerk id).
+//! Ordering and concurrency are decided by guards inside the statements,
 //! never by reading first and writing after.
 //!
 //! This module owns no I/O: the caller runs the batches.
@@ -32,6 +48,12 @@ impl From<Option<&str>> for Value {
     }
 }
 
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::from(if b { "1" } else { "0" })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub sql: &'static str,
@@ -55,11 +77,11 @@ pub struct Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The row now holds this command's data (or is deleted by it).
+    /// This command's data is the Clerk user's newest (or it deleted the user).
     Applied,
-    /// An upsert older than the row's data: acknowledged, nothing changed.
+    /// An upsert not newer than the data held: taken, the data is unchanged.
     Stale,
-    /// An upsert for a deleted Clerk id: acknowledged, nothing changed.
+    /// An upsert for a deleted Clerk id: taken, the user stays deleted.
     IgnoredDeleted,
 }
 
@@ -73,6 +95,77 @@ impl Outcome {
     }
 }
 
+// ---- the linking rule, as SQL fragments ---------------------------------
+//
+// Macros, so that each statement below is still one constant string.
+
+/// The Clerk id that wins the signup whose id is `$signup`, or NULL: among
+/// the claims that met the signup's rule and are their Clerk user's earliest
+/// (then smallest signup id), the earliest (then smallest Clerk id).
+macro_rules! winner {
+    ($signup:literal) => {
+        concat!(
+            "(SELECT c.clerk_id FROM link_claims c
+    WHERE c.signup_id = ",
+            $signup,
+            " AND c.created_with = 1 AND c.verified = 1
+      AND c.signup_id = (SELECT b.signup_id FROM link_claims b
+                         WHERE b.clerk_id = c.clerk_id AND b.created_with = 1 AND b.verified = 1
+                         ORDER BY b.claimed_at, b.signup_id LIMIT 1)
+    ORDER BY c.claimed_at, c.clerk_id LIMIT 1)"
+        )
+    };
+}
+
+/// The signups the command's Clerk user (`?1`) claimed: the only ones
+/// whose winner this command can change.
+macro_rules! claimed {
+    () => {
+        "(SELECT signup_id FROM link_claims WHERE clerk_id = ?1)"
+    };
+}
+
+/// The Clerk users whose row this command can move or change: its own
+/// (`?1`), and every other claimant of a signup it claimed.
+macro_rules! affected {
+    () => {
+        "(SELECT ?1 UNION SELECT n.clerk_id FROM link_claims n
+    WHERE n.signup_id IN (SELECT signup_id FROM link_claims WHERE clerk_id = ?1))"
+    };
+}
+
+/// The row's Clerk user has data in `clerk_users`.
+macro_rules! has_data {
+    () => {
+        "EXISTS (SELECT 1 FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id)"
+    };
+}
+
+/// Another live row holds the signup email of this (signup) row.
+macro_rules! signup_email_held {
+    () => {
+        "EXISTS (SELECT 1 FROM users o
+    WHERE o.email = (SELECT s.email FROM signups s WHERE s.id = users.id)
+      AND o.id <> users.id AND o.deleted_at IS NULL)"
+    };
+}
+
+/// Signup rows shown with their own data whose email may have changed
+/// hands: those the command claimed, and those whose email is cleared or
+/// that record a conflict.
+macro_rules! signup_rows_to_check {
+    () => {
+        concat!(
+            "id IN (SELECT id FROM signups) AND NOT ",
+            has_data!(),
+            "
+  AND (id IN ",
+            claimed!(),
+            " OR email IS NULL OR sync_status = 'failed')"
+        )
+    };
+}
+
 // ---- applying a command -------------------------------------------------
 
 /// Claims the operation id first: a repeat fails here, on the primary key,
@@ -82,60 +175,267 @@ pub const CLAIM_OPERATION: &str = "\
 INSERT INTO applied_operations (operation_id, command, clerk_id, outcome, applied_at)
 VALUES (?1, ?2, ?3, 'applied', ?4)";
 
-/// Gives a row the application created before Clerk confirmed it (no
-/// `clerk_id` yet) its Clerk id: by `external_id` (the application's own id,
-/// preferred), else by verified email. Never when the Clerk id already has a
-/// row or a tombstone.
-pub const LINK_PENDING: &str = "\
-UPDATE users SET clerk_id = ?1, updated_at = ?2
-WHERE id = (
-    SELECT id FROM users
-    WHERE clerk_id IS NULL AND deleted_at IS NULL AND (id = ?3 OR email = ?4)
-    ORDER BY CASE WHEN id = ?3 THEN 0 ELSE 1 END
-    LIMIT 1)
-  AND NOT EXISTS (SELECT 1 FROM users WHERE clerk_id = ?1)
-  AND NOT EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?1)";
-
-/// Inserts the user, or updates it when this version is not older than the
-/// row's; nothing at all for a tombstoned Clerk id.
-pub const UPSERT_USER: &str = "\
-INSERT INTO users (clerk_id, email, first_name, last_name, username, image_url,
-                   created_at, updated_at, sync_status, last_sync_attempt, sync_error,
-                   clerk_updated_at, last_operation_id)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, COALESCE(?7, ?8), ?8, 'synced', ?8, NULL, ?9, ?10
-WHERE NOT EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?1)
+/// Keeps the Clerk user's newest data: the greatest (version, data_key,
+/// operation_id), so equal versions are decided the same way in any order.
+/// Deleted users included: their row shows the data they were deleted with.
+pub const STORE_CLERK_USER: &str = "\
+INSERT INTO clerk_users (clerk_id, email, first_name, last_name, username, image_url,
+                         created_at, version, data_key, operation_id)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT (clerk_id) DO UPDATE SET
     email = excluded.email,
     first_name = excluded.first_name,
     last_name = excluded.last_name,
     username = excluded.username,
     image_url = excluded.image_url,
-    updated_at = excluded.updated_at,
-    sync_status = 'synced',
-    last_sync_attempt = excluded.last_sync_attempt,
-    sync_error = NULL,
-    clerk_updated_at = excluded.clerk_updated_at,
-    last_operation_id = excluded.last_operation_id
-WHERE users.clerk_updated_at IS NULL OR excluded.clerk_updated_at >= users.clerk_updated_at";
+    created_at = excluded.created_at,
+    version = excluded.version,
+    data_key = excluded.data_key,
+    operation_id = excluded.operation_id
+WHERE (excluded.version, excluded.data_key, excluded.operation_id)
+    > (clerk_users.version, clerk_users.data_key, clerk_users.operation_id)";
 
-/// An upsert's outcome, from what the statements before it left.
-pub const SET_OUTCOME: &str = "\
-UPDATE applied_operations SET outcome = CASE
-    WHEN EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?2) THEN 'ignored_deleted'
-    WHEN EXISTS (SELECT 1 FROM users WHERE clerk_id = ?2 AND last_operation_id = ?1) THEN 'applied'
-    ELSE 'stale' END
-WHERE operation_id = ?1";
+/// Records the claims this version makes, whether or not its data is the
+/// newest: a signup waiting for an external id is claimed by the Clerk user
+/// whose `external_id` is its id (at the version's time); a signup waiting
+/// for an email by a Clerk user created (by Clerk's `created_at`) no earlier
+/// than the signup, whose `user.created` event carried that email and one
+/// of whose versions carried it verified (at its `created_at`).
+pub const RECORD_CLAIMS: &str = "\
+INSERT INTO link_claims (signup_id, clerk_id, claimed_at, created_with, verified)
+SELECT s.id, ?1,
+       CASE s.link_by WHEN 'external_id' THEN ?2 ELSE ?5 END,
+       CASE WHEN s.link_by = 'external_id' OR ?6 = '1' THEN 1 ELSE 0 END,
+       CASE WHEN s.link_by = 'external_id' OR ?7 = '1' THEN 1 ELSE 0 END
+FROM signups s
+WHERE (s.link_by = 'external_id' AND s.id = ?3)
+   OR (s.link_by = 'email' AND s.email = ?4 AND ?5 >= s.created_at)
+ON CONFLICT (signup_id, clerk_id) DO UPDATE SET
+    claimed_at = MIN(claimed_at, excluded.claimed_at),
+    created_with = MAX(created_with, excluded.created_with),
+    verified = MAX(verified, excluded.verified)";
+
+/// A delete's `external_id` claims that signup too, later than any version
+/// could: it only decides when no version of the user was ever received.
+pub const RECORD_DELETE_CLAIM: &str = "\
+INSERT INTO link_claims (signup_id, clerk_id, claimed_at, created_with, verified)
+SELECT s.id, ?1, '9999-12-31T23:59:59.999Z', 1, 1
+FROM signups s WHERE s.link_by = 'external_id' AND s.id = ?2
+ON CONFLICT (signup_id, clerk_id) DO NOTHING";
 
 /// The first delete of a Clerk id leaves a tombstone; later ones keep it.
 pub const TOMBSTONE: &str = "\
 INSERT INTO clerk_tombstones (clerk_id, deleted_at, operation_id) VALUES (?1, ?2, ?3)
 ON CONFLICT (clerk_id) DO NOTHING";
 
-/// Soft delete: the row stays, marked deleted (the first time) and synced.
-pub const SOFT_DELETE: &str = "\
-UPDATE users SET deleted_at = COALESCE(deleted_at, ?2), updated_at = ?2,
-    sync_status = 'synced', last_sync_attempt = ?2, sync_error = NULL, last_operation_id = ?3
-WHERE clerk_id = ?1";
+/// The operation is taken: it no longer counts as failing.
+pub const CLEAR_FAILURE: &str = "DELETE FROM sync_failures WHERE operation_id = ?1";
+
+// ---- rendering the rows the command touches ----------------------------
+// `?1` is the command's Clerk id, `?2` the time. In this order: move the
+// Clerk ids (unlink, drop the rows being replaced, link, create), clear the
+// emails about to move, then render state, data and signup emails.
+
+/// Unlinks the claimed signups whose winner changed.
+pub const UNLINK_LOSERS: &str = concat!(
+    "UPDATE users SET clerk_id = NULL
+WHERE id IN ",
+    claimed!(),
+    " AND clerk_id IS NOT ",
+    winner!("users.id")
+);
+
+/// A Clerk user that now wins a signup gives up the row the sync made for
+/// it (its own data, or a failure placeholder): the signup row replaces it.
+pub const DROP_REPLACED_ROWS: &str = concat!(
+    "DELETE FROM users
+WHERE id NOT IN (SELECT id FROM signups)
+  AND clerk_id IN (SELECT ",
+    winner!("a.signup_id"),
+    " FROM link_claims a WHERE a.clerk_id = ?1)"
+);
+
+/// Links the claimed signups to their winners.
+pub const LINK_WINNERS: &str = concat!(
+    "UPDATE users SET clerk_id = ",
+    winner!("users.id"),
+    "
+WHERE clerk_id IS NULL AND id IN ",
+    claimed!()
+);
+
+/// A Clerk user with data and no row gets one of its own.
+pub const CREATE_OWN_ROWS: &str = concat!(
+    "INSERT INTO users (clerk_id, created_at, updated_at)
+SELECT cu.clerk_id, COALESCE(cu.created_at, ?2), ?2 FROM clerk_users cu
+WHERE cu.clerk_id IN ",
+    affected!(),
+    "
+  AND NOT EXISTS (SELECT 1 FROM users u WHERE u.clerk_id = cu.clerk_id)"
+);
+
+/// Clears the emails about to change or move, and those of signup rows
+/// that a live Clerk user's email now takes, so that no statement below
+/// meets an email that is only in the middle of moving.
+pub const RELEASE_EMAILS: &str = concat!(
+    "UPDATE users SET email = NULL
+WHERE email IS NOT NULL AND (
+     (clerk_id IN ",
+    affected!(),
+    " AND ",
+    has_data!(),
+    "
+      AND email COLLATE BINARY IS NOT (SELECT cu.email FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id))
+  OR (id IN ",
+    claimed!(),
+    " AND NOT ",
+    has_data!(),
+    "
+      AND email COLLATE BINARY IS NOT (SELECT s.email FROM signups s WHERE s.id = users.id))
+  OR (id IN (SELECT id FROM signups) AND NOT ",
+    has_data!(),
+    "
+      AND email IN (SELECT cu.email FROM clerk_users cu
+                    WHERE cu.clerk_id IN ",
+    affected!(),
+    "
+                      AND NOT EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = cu.clerk_id))))"
+);
+
+/// A Clerk user's row state: deleted or not (the tombstone), failed or
+/// synced (its failures not taken since).
+macro_rules! state {
+    () => {
+        "(SELECT (SELECT t.deleted_at FROM clerk_tombstones t WHERE t.clerk_id = users.clerk_id),
+        CASE WHEN EXISTS (SELECT 1 FROM sync_failures f WHERE f.clerk_id = users.clerk_id)
+             THEN 'failed' ELSE 'synced' END,
+        (SELECT f.error FROM sync_failures f WHERE f.clerk_id = users.clerk_id
+         ORDER BY f.failed_at DESC, f.operation_id DESC LIMIT 1))"
+    };
+}
+
+/// The state, before the data, so that a deleted user's email never meets
+/// a live one. Rows are written only when what they show changes.
+pub const RENDER_STATE: &str = concat!(
+    "UPDATE users SET (deleted_at, sync_status, sync_error) = ",
+    state!(),
+    ",
+    last_sync_attempt = ?2, updated_at = ?2
+WHERE clerk_id IN ",
+    affected!(),
+    "
+  AND (deleted_at, sync_status, sync_error) IS NOT ",
+    state!()
+);
+
+/// A Clerk user's data as its row shows it (a signup row keeps its own
+/// `created_at`).
+macro_rules! clerk_data {
+    () => {
+        "(SELECT cu.email, cu.first_name, cu.last_name, cu.username, cu.image_url, cu.version,
+             cu.operation_id,
+             CASE WHEN users.id IN (SELECT id FROM signups) THEN users.created_at
+                  ELSE COALESCE(cu.created_at, users.created_at) END
+      FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id)"
+    };
+}
+
+/// The Clerk user's newest data on its row. A second live Clerk user with
+/// the same email fails here (the unique index): the command is refused.
+pub const RENDER_CLERK_DATA: &str = concat!(
+    "UPDATE users SET
+    (email, first_name, last_name, username, image_url, clerk_updated_at, last_operation_id,
+     created_at) = ",
+    clerk_data!(),
+    ",
+    last_sync_attempt = ?2, updated_at = ?2
+WHERE clerk_id IN ",
+    affected!(),
+    " AND ",
+    has_data!(),
+    "
+  AND (email COLLATE BINARY, first_name, last_name, username, image_url, clerk_updated_at,
+       last_operation_id, created_at) IS NOT ",
+    clerk_data!()
+);
+
+/// A signup's own data, shown while it has no Clerk data to show (its email
+/// is decided apart); not deleted while it has no Clerk user.
+macro_rules! signup_data {
+    () => {
+        "(SELECT s.first_name, s.last_name, s.username, NULL, NULL, NULL,
+             CASE WHEN users.clerk_id IS NULL THEN NULL ELSE users.deleted_at END
+      FROM signups s WHERE s.id = users.id)"
+    };
+}
+
+/// A claimed signup row with no Clerk data to show (unclaimed again, or its
+/// Clerk user known only from a delete) shows the signup's own data.
+pub const RENDER_SIGNUP_DATA: &str = concat!(
+    "UPDATE users SET
+    (first_name, last_name, username, image_url, clerk_updated_at, last_operation_id,
+     deleted_at) = ",
+    signup_data!(),
+    ",
+    updated_at = ?2
+WHERE id IN ",
+    claimed!(),
+    " AND NOT ",
+    has_data!(),
+    "
+  AND (first_name, last_name, username, image_url, clerk_updated_at, last_operation_id,
+       deleted_at) IS NOT ",
+    signup_data!()
+);
+
+/// A signup row shown with its own data gets its email back when no other
+/// live row holds it.
+pub const SIGNUP_EMAIL_FREE: &str = concat!(
+    "UPDATE users SET email = (SELECT s.email FROM signups s WHERE s.id = users.id), updated_at = ?2
+WHERE email IS NULL AND ",
+    signup_rows_to_check!(),
+    "
+  AND (deleted_at IS NOT NULL OR NOT ",
+    signup_email_held!(),
+    ")"
+);
+
+/// An unclaimed signup row's status: `pending`, or `failed` with the reason
+/// when another row holds its email (a Clerk user's change is never refused
+/// for an unclaimed signup).
+macro_rules! signup_status {
+    () => {
+        "(SELECT CASE WHEN users.email IS NULL THEN 'failed' ELSE 'pending' END,
+        CASE WHEN users.email IS NULL THEN
+        (SELECT 'the email is used by '
+                || CASE WHEN o.clerk_id IS NULL THEN 'the signup ' || o.id
+                        ELSE 'Clerk user ' || o.clerk_id END
+                || CASE s.link_by
+                     WHEN 'email' THEN ': this invitation cannot be claimed while it is; invite another address or delete this signup'
+                     ELSE ': the row keeps waiting for the Clerk user whose external_id is its id, with its email cleared' END
+         FROM signups s JOIN users o ON o.email = s.email AND o.id <> s.id AND o.deleted_at IS NULL
+         WHERE s.id = users.id LIMIT 1) END)"
+    };
+}
+
+pub const SIGNUP_STATUS: &str = concat!(
+    "UPDATE users SET (sync_status, sync_error) = ",
+    signup_status!(),
+    ", updated_at = ?2
+WHERE clerk_id IS NULL AND ",
+    signup_rows_to_check!(),
+    "
+  AND (sync_status, sync_error) IS NOT ",
+    signup_status!()
+);
+
+/// An upsert's outcome: whether its data is now the Clerk user's newest.
+pub const SET_OUTCOME: &str = "\
+UPDATE applied_operations SET outcome = CASE
+    WHEN EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?2) THEN 'ignored_deleted'
+    WHEN EXISTS (SELECT 1 FROM clerk_users WHERE clerk_id = ?2 AND operation_id = ?1) THEN 'applied'
+    ELSE 'stale' END
+WHERE operation_id = ?1";
 
 /// The audit row of an applied command, with the outcome just decided.
 pub const AUDIT_APPLIED: &str = "\
@@ -143,39 +443,78 @@ INSERT INTO sync_audit (received_at, operation_id, command, event_type, clerk_id
 SELECT ?1, operation_id, command, ?2, clerk_id, outcome, NULL
 FROM applied_operations WHERE operation_id = ?3";
 
-/// The last statement of an apply batch: its one row's `outcome`.
+/// The last statement of an apply batch, and of a failure batch: the
+/// operation's `outcome`, if it was applied.
 pub const READ_OUTCOME: &str = "SELECT outcome FROM applied_operations WHERE operation_id = ?1";
 
 // ---- recording what did not apply ---------------------------------------
+// Every write here is guarded by the operation not being applied: a batch
+// that committed before its answer was lost is never recorded as failed.
 
-/// A failed upsert is recorded on the row it concerns, which is created when
-/// there is none, so the failure shows under the Clerk id.
-pub const MARK_FAILED_UPSERT: &str = "\
+/// The command fails until it is taken.
+pub const RECORD_FAILURE: &str = "\
+INSERT INTO sync_failures (operation_id, clerk_id, error, failed_at)
+SELECT ?1, ?2, ?3, ?4
+WHERE NOT EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?1)
+ON CONFLICT (operation_id) DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at";
+
+/// A Clerk user with no row that wins an unlinked signup (by the claims
+/// just recorded) shows its failure there.
+pub const FAILED_LINK: &str = concat!(
+    "UPDATE users SET clerk_id = ?1
+WHERE clerk_id IS NULL
+  AND id = (SELECT a.signup_id FROM link_claims a
+            WHERE a.clerk_id = ?1 AND ",
+    winner!("a.signup_id"),
+    " = ?1 LIMIT 1)
+  AND NOT EXISTS (SELECT 1 FROM users WHERE clerk_id = ?1)
+  AND NOT EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?1)
+  AND NOT EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?2)"
+);
+
+/// Otherwise a Clerk user with no row gets a placeholder, so the failure
+/// shows under its Clerk id. It is the sync's row: replaced by a signup the
+/// user wins, filled by the user's data once a command applies.
+pub const FAILED_PLACEHOLDER: &str = "\
 INSERT INTO users (clerk_id, created_at, updated_at, sync_status, last_sync_attempt, sync_error)
 SELECT ?1, ?2, ?2, 'failed', ?2, ?3
-WHERE NOT EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?1)
-ON CONFLICT (clerk_id) DO UPDATE SET
-    sync_status = 'failed',
-    last_sync_attempt = excluded.last_sync_attempt,
-    sync_error = excluded.sync_error,
-    updated_at = excluded.updated_at";
+WHERE NOT EXISTS (SELECT 1 FROM users WHERE clerk_id = ?1)
+  AND NOT EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?1)
+  AND NOT EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?4)";
 
-/// A failed delete is recorded on the row, if there is one.
-pub const MARK_FAILED_EXISTING: &str = "\
+/// The failure on the Clerk user's row; its data is left as it was.
+pub const MARK_FAILED: &str = "\
 UPDATE users SET sync_status = 'failed', last_sync_attempt = ?2, sync_error = ?3, updated_at = ?2
-WHERE clerk_id = ?1";
+WHERE clerk_id = ?1 AND NOT EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?4)";
+
+/// The audit row of a failure, unless the operation was applied.
+pub const AUDIT_FAILED: &str = "\
+INSERT INTO sync_audit (received_at, operation_id, command, event_type, clerk_id, outcome, error)
+SELECT ?1, ?2, ?3, ?4, ?5, 'failed', ?6
+WHERE NOT EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?2)";
 
 pub const AUDIT: &str = "\
 INSERT INTO sync_audit (received_at, operation_id, command, event_type, clerk_id, outcome, error)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-// ---- reads --------------------------------------------------------------
+// ---- reads and the application's signup ---------------------------------
 
-pub const USER_ROW: &str = "\
-SELECT id, clerk_id, email, first_name, last_name, username, image_url,
-       created_at, updated_at, deleted_at, sync_status, last_sync_attempt, sync_error,
-       clerk_updated_at, last_operation_id
-FROM users WHERE clerk_id = ?1";
+/// The columns of a `users` row as the API shows it (`view::UserRow`).
+macro_rules! user_columns {
+    () => {
+        "u.id, u.clerk_id, u.email, u.first_name, u.last_name, u.username, u.image_url,
+       u.created_at, u.updated_at, u.deleted_at, u.sync_status, u.last_sync_attempt, u.sync_error,
+       u.clerk_updated_at, u.last_operation_id,
+       (SELECT s.link_by FROM signups s WHERE s.id = u.id) AS link_by"
+    };
+}
+
+pub const USER_ROW: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    "
+FROM users u WHERE u.clerk_id = ?1"
+);
 
 /// What became of each command for one Clerk id, newest first.
 pub const USER_AUDIT: &str = "\
@@ -183,14 +522,25 @@ SELECT received_at, operation_id, command, event_type, outcome, error FROM sync_
 WHERE clerk_id = ?1
 ORDER BY id DESC LIMIT 20";
 
-/// The application's signup, before Clerk confirms the user: a `pending`
-/// row without `clerk_id`, which the first upsert for it links.
+/// The application's signup, before Clerk confirms the user: how it will
+/// be claimed, and its data.
+pub const CREATE_SIGNUP: &str = "\
+INSERT INTO signups (id, link_by, email, first_name, last_name, username, created_at)
+VALUES (COALESCE(?1, lower(hex(randomblob(16)))), ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Its `pending` row without `clerk_id` (refused, like any row, when a live
+/// row holds the email).
 pub const CREATE_PENDING: &str = "\
-INSERT INTO users (id, email, first_name, last_name, username, sync_status)
-VALUES (COALESCE(?1, lower(hex(randomblob(16)))), ?2, ?3, ?4, ?5, 'pending')
-RETURNING id, clerk_id, email, first_name, last_name, username, image_url,
-          created_at, updated_at, deleted_at, sync_status, last_sync_attempt, sync_error,
-          clerk_updated_at, last_operation_id";
+INSERT INTO users (id, email, first_name, last_name, username, created_at, updated_at, sync_status)
+SELECT id, email, first_name, last_name, username, created_at, created_at, 'pending'
+FROM signups WHERE rowid = last_insert_rowid()";
+
+pub const CREATED_ROW: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    "
+FROM users u WHERE u.rowid = last_insert_rowid()"
+);
 
 pub const TOMBSTONE_ROW: &str =
     "SELECT clerk_id, deleted_at, operation_id FROM clerk_tombstones WHERE clerk_id = ?1";
@@ -204,8 +554,9 @@ SELECT COUNT(*) AS users, COUNT(deleted_at) AS deleted,
        (SELECT COUNT(*) FROM applied_operations) AS applied_operations
 FROM users";
 
+/// Failed rows: a Clerk user's (`clerk_id`) or an unclaimed signup's (`id`).
 pub const FAILED_USERS: &str = "\
-SELECT clerk_id, sync_error, last_sync_attempt FROM users
+SELECT id, clerk_id, sync_error, last_sync_attempt FROM users
 WHERE sync_status = 'failed'
 ORDER BY last_sync_attempt DESC LIMIT 20";
 
@@ -238,9 +589,8 @@ pub fn apply(c: &ValidCommand, now: &str) -> Batch {
     )];
     match (cmd.command, &cmd.user) {
         (CommandKind::UpsertUser, Some(user)) => {
-            statements.push(link(c, now));
             statements.push(stmt(
-                UPSERT_USER,
+                STORE_CLERK_USER,
                 [
                     id.into(),
                     user.email.as_deref().into(),
@@ -249,18 +599,25 @@ pub fn apply(c: &ValidCommand, now: &str) -> Batch {
                     user.username.as_deref().into(),
                     user.image_url.as_deref().into(),
                     user.created_at.as_deref().into(),
-                    now.into(),
                     c.version().into(),
+                    c.data_key().as_str().into(),
                     op.into(),
                 ],
             ));
+            statements.push(record_claims(c));
+            statements.push(stmt(CLEAR_FAILURE, [op.into()]));
+            statements.extend(render(id, now));
             statements.push(stmt(SET_OUTCOME, [op.into(), id.into()]));
         }
         _ => {
             // delete_user (validation guarantees an upsert has a user).
-            statements.push(link(c, now));
+            statements.push(stmt(
+                RECORD_DELETE_CLAIM,
+                [id.into(), c.external_id().into()],
+            ));
             statements.push(stmt(TOMBSTONE, [id.into(), now.into(), op.into()]));
-            statements.push(stmt(SOFT_DELETE, [id.into(), now.into(), op.into()]));
+            statements.push(stmt(CLEAR_FAILURE, [op.into()]));
+            statements.extend(render(id, now));
         }
     }
     statements.push(stmt(
@@ -271,65 +628,111 @@ pub fn apply(c: &ValidCommand, now: &str) -> Batch {
     Batch { statements }
 }
 
-fn link(c: &ValidCommand, now: &str) -> Statement {
+fn record_claims(c: &ValidCommand) -> Statement {
+    let user = c.command().user.as_ref();
     stmt(
-        LINK_PENDING,
+        RECORD_CLAIMS,
         [
             c.command().clerk_id.as_str().into(),
-            now.into(),
+            c.version().into(),
             c.external_id().into(),
-            c.verified_email().into(),
+            user.and_then(|u| u.email.as_deref()).into(),
+            user.and_then(|u| u.created_at.as_deref()).into(),
+            c.is_creation().into(),
+            c.verified_email().is_some().into(),
         ],
     )
 }
 
-/// After the apply batch failed with `error_text` (and was rolled back):
-/// the answer, and the batch that records why. A repeat only gets an audit
-/// row; anything else also marks the row `failed`, so a failure is never
-/// silent. The operation stays unclaimed, so a redelivery can still apply.
+/// The statements that render the rows of the command's Clerk user `id`
+/// and of the users it competes with for a signup.
+fn render(id: &str, now: &str) -> Vec<Statement> {
+    let one = |sql| stmt(sql, [id.into()]);
+    let two = |sql| stmt(sql, [id.into(), now.into()]);
+    vec![
+        one(UNLINK_LOSERS),
+        one(DROP_REPLACED_ROWS),
+        one(LINK_WINNERS),
+        two(CREATE_OWN_ROWS),
+        one(RELEASE_EMAILS),
+        two(RENDER_STATE),
+        two(RENDER_CLERK_DATA),
+        two(RENDER_SIGNUP_DATA),
+        two(SIGNUP_EMAIL_FREE),
+        two(SIGNUP_STATUS),
+    ]
+}
+
+/// After the apply batch failed with `failure`: the answer, and the batch
+/// that records why. A repeat only gets an audit row. Anything else records
+/// the failure on the Clerk user's row, unless the batch had committed
+/// after all (its answer lost): every write of the batch is guarded by the
+/// operation not being applied, and its last statement reads the outcome,
+/// so the caller can tell. The operation stays unclaimed, so a redelivery
+/// can still apply.
 pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiError, Batch) {
     let cmd = c.command();
+    let op = cmd.operation_id.as_str();
     let id = cmd.clerk_id.as_str();
-    let (error, outcome, detail) = match failure {
-        DbFailure::DuplicateOperation => (ApiError::AlreadyApplied, "duplicate", None),
+    let (error, detail) = match failure {
+        DbFailure::DuplicateOperation => {
+            let audit = stmt(
+                AUDIT,
+                [
+                    now.into(),
+                    op.into(),
+                    cmd.command.as_str().into(),
+                    cmd.event_type.as_str().into(),
+                    id.into(),
+                    "duplicate".into(),
+                    Value::Null,
+                ],
+            );
+            return (
+                ApiError::AlreadyApplied,
+                Batch {
+                    statements: vec![audit],
+                },
+            );
+        }
         DbFailure::Constraint(constraint) => (
             ApiError::CannotApply(constraint.clone()),
-            "failed",
-            Some(describe_constraint(constraint)),
+            describe_constraint(constraint),
         ),
         DbFailure::Other => (
             ApiError::Database,
-            "failed",
-            Some("database error while applying the command".to_owned()),
+            "database error while applying the command".to_owned(),
         ),
     };
-    let mut statements = Vec::new();
-    if let Some(detail) = &detail {
-        if cmd.command == CommandKind::UpsertUser {
-            statements.push(link(c, now));
-            statements.push(stmt(
-                MARK_FAILED_UPSERT,
-                [id.into(), now.into(), detail.as_str().into()],
-            ));
-        } else {
-            statements.push(stmt(
-                MARK_FAILED_EXISTING,
-                [id.into(), now.into(), detail.as_str().into()],
-            ));
-        }
+    let detail = detail.as_str();
+    let mut statements = vec![stmt(
+        RECORD_FAILURE,
+        [op.into(), id.into(), detail.into(), now.into()],
+    )];
+    if cmd.command == CommandKind::UpsertUser {
+        statements.push(record_claims(c));
+        statements.push(stmt(FAILED_LINK, [id.into(), op.into()]));
+        statements.push(stmt(
+            FAILED_PLACEHOLDER,
+            [id.into(), now.into(), detail.into(), op.into()],
+        ));
     }
     statements.push(stmt(
-        AUDIT,
+        MARK_FAILED,
+        [id.into(), now.into(), detail.into(), op.into()],
+    ));
+    statements.push(stmt(
+        AUDIT_FAILED,
         [
             now.into(),
-            cmd.operation_id.as_str().into(),
+            op.into(),
             cmd.command.as_str().into(),
             cmd.event_type.as_str().into(),
             id.into(),
-            outcome.into(),
-            detail.as_deref().into(),
+            detail.into(),
         ],
     ));
+    statements.push(stmt(READ_OUTCOME, [op.into()]));
     (error, Batch { statements })
 }
 
@@ -362,19 +765,26 @@ pub fn user(clerk_id: &str) -> Batch {
     }
 }
 
-/// The application creating a user at signup (see [`CREATE_PENDING`]).
-pub fn create_pending(u: &NewUser) -> Batch {
+/// The application creating a user at signup: the signup, its pending row,
+/// and the row read back.
+pub fn create_pending(u: &NewUser, now: &str) -> Batch {
     Batch {
-        statements: vec![stmt(
-            CREATE_PENDING,
-            [
-                u.id.as_deref().into(),
-                u.email.as_str().into(),
-                u.first_name.as_deref().into(),
-                u.last_name.as_deref().into(),
-                u.username.as_deref().into(),
-            ],
-        )],
+        statements: vec![
+            stmt(
+                CREATE_SIGNUP,
+                [
+                    u.id.as_deref().into(),
+                    u.link_by.as_str().into(),
+                    u.email.as_str().into(),
+                    u.first_name.as_deref().into(),
+                    u.last_name.as_deref().into(),
+                    u.username.as_deref().into(),
+                    now.into(),
+                ],
+            ),
+            stmt(CREATE_PENDING, []),
+            stmt(CREATED_ROW, []),
+        ],
     }
 }
 
@@ -395,7 +805,7 @@ pub fn status() -> Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::parse_command;
+    use crate::request::{parse_command, LinkBy};
     use serde_json::json;
 
     fn delete(external_id: Option<&str>) -> ValidCommand {
@@ -410,45 +820,93 @@ mod tests {
         parse_command(v.to_string().as_bytes()).unwrap()
     }
 
+    fn upsert() -> ValidCommand {
+        let v = json!({
+            "version": 1, "command": "upsert_user", "operation_id": "msg_u",
+            "event_type": "user.created", "occurred_at": "2024-01-05T04:46:40.000Z",
+            "received_at": "2024-01-05T04:46:41.000Z", "clerk_id": "user_1",
+            "user": {"email": "a@example.com", "email_verified": true, "first_name": null,
+                     "last_name": null, "username": null, "image_url": null,
+                     "external_id": "42", "created_at": "2024-01-05T04:46:40.000Z",
+                     "updated_at": "2024-01-05T04:46:40.000Z"}
+        });
+        parse_command(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn sqls(b: &Batch) -> Vec<&'static str> {
+        b.statements.iter().map(|s| s.sql).collect()
+    }
+
     #[test]
     fn the_claim_comes_first_and_the_outcome_is_read_last() {
         let b = apply(&delete(Some("42")), "2024-01-05T04:46:42.000Z");
-        let sqls: Vec<_> = b.statements.iter().map(|s| s.sql).collect();
+        let s = sqls(&b);
         assert_eq!(
-            sqls,
+            s[..4],
             [
                 CLAIM_OPERATION,
-                LINK_PENDING,
+                RECORD_DELETE_CLAIM,
                 TOMBSTONE,
-                SOFT_DELETE,
-                AUDIT_APPLIED,
-                READ_OUTCOME
+                CLEAR_FAILURE
             ]
         );
-        // A delete links by external id only.
+        assert_eq!(s[s.len() - 2..], [AUDIT_APPLIED, READ_OUTCOME]);
+        // A delete claims by external id only.
         assert_eq!(
-            b.statements[1].params[2..],
-            [Value::Text("42".into()), Value::Null]
+            b.statements[1].params,
+            [Value::from("user_1"), Value::from("42")]
+        );
+        let b = apply(&upsert(), "2024-01-05T04:46:42.000Z");
+        let s = sqls(&b);
+        assert_eq!(
+            s[..4],
+            [
+                CLAIM_OPERATION,
+                STORE_CLERK_USER,
+                RECORD_CLAIMS,
+                CLEAR_FAILURE
+            ]
+        );
+        assert_eq!(s[s.len() - 3..], [SET_OUTCOME, AUDIT_APPLIED, READ_OUTCOME]);
+        // The claim: external id, email, created_at, a creation, verified.
+        assert_eq!(
+            b.statements[2].params[2..],
+            [
+                Value::from("42"),
+                Value::from("a@example.com"),
+                Value::from("2024-01-05T04:46:40.000Z"),
+                Value::from(true),
+                Value::from(true)
+            ]
         );
     }
 
     #[test]
     fn every_placeholder_is_bound() {
         let d = delete(None);
+        let u = upsert();
         let new = NewUser {
             id: None,
             email: "e@example.com".into(),
             first_name: None,
             last_name: None,
             username: None,
+            link_by: LinkBy::Email,
         };
-        let mut batches = vec![apply(&d, "t"), user("u"), status(), create_pending(&new)];
+        let mut batches = vec![
+            apply(&d, "t"),
+            apply(&u, "t"),
+            user("u"),
+            status(),
+            create_pending(&new, "t"),
+        ];
         for f in [
             DbFailure::DuplicateOperation,
             DbFailure::Constraint("c".into()),
             DbFailure::Other,
         ] {
             batches.push(after_failure(&d, "t", &f).1);
+            batches.push(after_failure(&u, "t", &f).1);
         }
         batches.push(record_rejection(&Salvaged::default(), "t", "e"));
         for s in batches.iter().flat_map(|b| &b.statements) {
@@ -463,5 +921,31 @@ mod tests {
         assert_eq!(e, ApiError::AlreadyApplied);
         assert_eq!(b.statements.len(), 1);
         assert_eq!(b.statements[0].params[5], Value::from("duplicate"));
+    }
+
+    #[test]
+    fn a_failure_batch_is_guarded_and_reads_the_outcome_last() {
+        for c in [delete(None), upsert()] {
+            let (_, b) = after_failure(&c, "t", &DbFailure::Other);
+            assert_eq!(b.statements.last().unwrap().sql, READ_OUTCOME);
+            for s in &b.statements {
+                let writes_failure = [
+                    RECORD_FAILURE,
+                    FAILED_LINK,
+                    FAILED_PLACEHOLDER,
+                    MARK_FAILED,
+                    AUDIT_FAILED,
+                ]
+                .contains(&s.sql);
+                if writes_failure {
+                    assert!(
+                        s.sql
+                            .contains("NOT EXISTS (SELECT 1 FROM applied_operations"),
+                        "{}",
+                        s.sql
+                    );
+                }
+            }
+        }
     }
 }

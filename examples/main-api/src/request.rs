@@ -106,21 +106,43 @@ impl ValidCommand {
         self.0.command
     }
 
-    /// The version an upsert carries: Clerk's `updated_at`, else when the
-    /// event occurred. Newer-or-equal wins.
+    /// The version an upsert carries: Clerk's `updated_at`, else its
+    /// `created_at`, else the earliest time there is. Only what Clerk put in
+    /// the user object, never `occurred_at`: the relay may take that from
+    /// the signature or its clock, which change on every retry, so a retried
+    /// old message would outrank a newer one.
     pub fn version(&self) -> &str {
-        self.0
-            .user
-            .as_ref()
-            .and_then(|u| u.updated_at.as_deref())
-            .unwrap_or(&self.0.occurred_at)
+        let user = self.0.user.as_ref();
+        user.and_then(|u| u.updated_at.as_deref())
+            .or_else(|| user.and_then(|u| u.created_at.as_deref()))
+            .unwrap_or(EARLIEST)
     }
 
-    /// The email to link a pending row by: only a verified one, so nobody
-    /// claims an application account by signing up with its address.
+    /// Decides between two upserts of one version: a digest of the user
+    /// data (FNV-1a 64 over its contract JSON), so equal versions end the
+    /// same way in any order; the operation id decides only between equal
+    /// data.
+    pub fn data_key(&self) -> String {
+        let bytes = self
+            .0
+            .user
+            .as_ref()
+            .map(|u| serde_json::to_vec(u).expect("a UserRecord always serializes"))
+            .unwrap_or_default();
+        format!("{:016x}", fnv1a64(&bytes))
+    }
+
+    /// The email to claim a signup by: only a verified one, so nobody claims
+    /// an application account by signing up with its address.
     pub fn verified_email(&self) -> Option<&str> {
         let user = self.0.user.as_ref()?;
         user.email.as_deref().filter(|_| user.email_verified)
+    }
+
+    /// Whether this is the user's `user.created` event: the email it
+    /// carries is the one the user was created with.
+    pub fn is_creation(&self) -> bool {
+        self.0.event_type == USER_CREATED
     }
 
     /// The application's own id for the user, as Clerk's `external_id`.
@@ -130,6 +152,18 @@ impl ValidCommand {
             None => self.0.external_id.as_deref(),
         }
     }
+}
+
+/// The Clerk event that creates a user.
+pub const USER_CREATED: &str = "user.created";
+
+/// The version of an upsert whose user object carries no time.
+pub const EARLIEST: &str = "0000-01-01T00:00:00.000Z";
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Parses and validates a body: contract version first (so a newer relay gets
@@ -197,26 +231,71 @@ pub fn is_contract_time(s: &str) -> bool {
         && num(17..19) <= 60
 }
 
+/// How a signup is claimed by its Clerk user, decided when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkBy {
+    /// By the Clerk user whose `external_id` is the signup's `id` (the
+    /// application creates that Clerk user with it). Never by email.
+    #[default]
+    ExternalId,
+    /// By the Clerk user created with the signup's email (an invitation to
+    /// it) once the email is verified.
+    Email,
+}
+
+impl LinkBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExternalId => "external_id",
+            Self::Email => "email",
+        }
+    }
+}
+
 /// The body of `POST /internal/users`: the application's own signup.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
-    /// The application's id for the user (generated when absent); give it
-    /// to Clerk as `external_id` so the user is linked by it.
-    #[serde(default)]
+    /// The application's id for the user (generated when absent); with
+    /// `link_by: external_id`, give it to Clerk as the user's `external_id`.
     pub id: Option<String>,
     pub email: String,
-    #[serde(default)]
     pub first_name: Option<String>,
-    #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
     pub username: Option<String>,
+    pub link_by: LinkBy,
 }
 
 pub fn parse_new_user(body: &[u8]) -> Result<NewUser, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        id: Option<String>,
+        email: String,
+        #[serde(default)]
+        first_name: Option<String>,
+        #[serde(default)]
+        last_name: Option<String>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        link_by: Option<String>,
+    }
     let invalid = ApiError::InvalidUser;
-    let user: NewUser = serde_json::from_slice(body)
+    let body: Body = serde_json::from_slice(body)
         .map_err(|_| invalid("body must be a JSON object with a string email"))?;
+    let link_by = match body.link_by.as_deref() {
+        None | Some("external_id") => LinkBy::ExternalId,
+        Some("email") => LinkBy::Email,
+        Some(_) => return Err(invalid("link_by must be external_id or email")),
+    };
+    let user = NewUser {
+        id: body.id,
+        email: body.email,
+        first_name: body.first_name,
+        last_name: body.last_name,
+        username: body.username,
+        link_by,
+    };
     let email_ok = (3..=320).contains(&user.email.len())
         && user.email.contains('@')
         && !user.email.contains(char::is_whitespace);
@@ -343,13 +422,34 @@ mod tests {
     }
 
     #[test]
-    fn version_falls_back_to_occurred_at_and_unverified_email_does_not_link() {
+    fn version_falls_back_to_the_user_object_only_and_unverified_email_does_not_link() {
         let mut v = upsert();
         v["user"]["updated_at"] = json!(null);
+        v["user"]["created_at"] = json!("2024-01-01T00:00:00.000Z");
         v["user"]["email_verified"] = json!(false);
         let c = parse(&v).unwrap();
-        assert_eq!(c.version(), "2024-01-05T04:46:40.000Z");
+        assert_eq!(c.version(), "2024-01-01T00:00:00.000Z");
         assert_eq!(c.verified_email(), None);
+        // occurred_at (a retry's signature time, perhaps) is never a version.
+        v["user"]["created_at"] = json!(null);
+        v["occurred_at"] = json!("2030-01-01T00:00:00.000Z");
+        assert_eq!(parse(&v).unwrap().version(), EARLIEST);
+    }
+
+    #[test]
+    fn the_data_key_is_a_digest_of_the_user_data_only() {
+        let a = parse(&upsert()).unwrap();
+        let mut v = upsert();
+        v["operation_id"] = json!("msg_other");
+        v["received_at"] = json!("2025-01-01T00:00:00.000Z");
+        assert_eq!(parse(&v).unwrap().data_key(), a.data_key());
+        v["user"]["first_name"] = json!("B");
+        assert_ne!(parse(&v).unwrap().data_key(), a.data_key());
+        assert_eq!(a.data_key().len(), 16);
+        // FNV-1a 64's published vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert!(a.is_creation());
     }
 
     #[test]
@@ -430,11 +530,15 @@ mod tests {
     fn a_new_user_needs_an_email() {
         let ok = parse_new_user(br#"{"id":"app_1","email":"a@example.com"}"#).unwrap();
         assert_eq!(
-            (ok.id.as_deref(), ok.email.as_str()),
-            (Some("app_1"), "a@example.com")
+            (ok.id.as_deref(), ok.email.as_str(), ok.link_by),
+            (Some("app_1"), "a@example.com", LinkBy::ExternalId)
         );
+        let invite = parse_new_user(br#"{"email":"a@example.com","link_by":"email"}"#).unwrap();
+        assert_eq!(invite.link_by, LinkBy::Email);
         for bad in [
             &br#"{}"#[..],
+            br#"{"email":"a@example.com","link_by":"username"}"#,
+            br#"{"email":"a@example.com","link_by":1}"#,
             br#"{"email":"nope"}"#,
             br#"{"email":"a @example.com"}"#,
             br#"{"email":"a@example.com","id":""}"#,

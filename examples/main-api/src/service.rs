@@ -63,20 +63,37 @@ pub async fn sync<D: Database>(
         }
     };
     log.command(&command);
-    match db.batch(&plan::apply(&command, &now)).await {
+    let text = match db.batch(&plan::apply(&command, &now)).await {
         Ok(results) => {
             let outcome = outcome_of(&results)?;
             log.outcome = Some(outcome.as_str());
-            Ok(Reply::applied(&command, outcome))
+            return Ok(Reply::applied(&command, outcome));
         }
-        Err(text) => {
-            let (error, record) = plan::after_failure(&command, &now, &classify_db_error(&text));
-            if db.batch(&record).await.is_err() {
-                log.audit_failed = true;
+        Err(text) => text,
+    };
+    // The batch failed, or committed and its answer was lost: the batch
+    // that records the failure writes only if the operation is not
+    // applied, and reads its outcome back to tell which.
+    let failure = classify_db_error(&text);
+    let (error, record) = plan::after_failure(&command, &now, &failure);
+    match db.batch(&record).await {
+        Ok(results) if failure != DbFailure::DuplicateOperation => {
+            if let Some(outcome) = committed_outcome(&results) {
+                log.outcome = Some(outcome.as_str());
+                log.committed_despite_error = true;
+                return Ok(Reply::applied(&command, outcome));
             }
-            Err(error)
         }
+        Ok(_) => {}
+        Err(_) => log.audit_failed = true,
     }
+    Err(error)
+}
+
+/// The outcome a failure batch read back, when the operation was applied.
+fn committed_outcome(results: &[Vec<Json>]) -> Option<plan::Outcome> {
+    let row = results.last()?.first()?;
+    serde_json::from_value(row["outcome"].clone()).ok()
 }
 
 /// `GET /internal/users/:clerk_id`.
@@ -91,21 +108,25 @@ pub async fn user<D: Database>(db: &D, clerk_id: &str) -> Result<Reply, ApiError
     Reply::user(clerk_id, first_row(row)?, first_row(tombstone)?, audit)
 }
 
-/// `POST /internal/users`: the application's signup, a `pending` row.
+/// `POST /internal/users`: the application's signup, a `pending` row that
+/// its Clerk user claims by the rule it names (`link_by`). `now_ms` is the
+/// Worker's clock: a Clerk user created before it never claims it by email.
 pub async fn create_user<D: Database>(
     db: &D,
     body: Result<&[u8], ApiError>,
+    now_ms: i64,
 ) -> Result<Reply, ApiError> {
+    let now = format_millis(now_ms).ok_or(ApiError::Database)?;
     let user = parse_new_user(body?)?;
     let results = db
-        .batch(&plan::create_pending(&user))
+        .batch(&plan::create_pending(&user, &now))
         .await
         .map_err(|text| match classify_db_error(&text) {
             DbFailure::Constraint(c) => ApiError::CannotApply(c),
             _ => ApiError::Database,
         })?;
     let row = results
-        .first()
+        .last()
         .and_then(|rows| first_row(rows).transpose())
         .ok_or(ApiError::Database)??;
     Ok(Reply::created(row))

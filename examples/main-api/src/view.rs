@@ -25,6 +25,10 @@ pub struct UserRow {
     pub sync_error: Option<String>,
     pub clerk_updated_at: Option<String>,
     pub last_operation_id: Option<String>,
+    /// How the application's signup row is claimed (`external_id` or
+    /// `email`); `null` for a row the sync created for a Clerk user.
+    #[serde(default)]
+    pub link_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

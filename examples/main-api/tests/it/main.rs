@@ -5,5 +5,6 @@
 
 mod apply;
 mod convergence;
+mod linking;
 mod sqlite;
 mod through_relay;

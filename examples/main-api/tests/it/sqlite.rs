@@ -13,28 +13,76 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value as Json};
 
-pub struct Sqlite(RefCell<Connection>);
+pub struct Sqlite {
+    conn: RefCell<Connection>,
+    /// Faults to inject into the next batches, in order (test setup).
+    pub faults: RefCell<std::collections::VecDeque<Fault>>,
+}
+
+/// What a batch does instead of answering normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Fails before anything is written: D1 unavailable.
+    Before,
+    /// Commits, then answers with an error: the answer was lost.
+    AfterCommit,
+}
+
+/// The text D1 gives when the connection to the database drops.
+pub const LOST: &str = "D1_ERROR: Network connection lost.";
+
+/// The migration files, in the order D1 applies them.
+pub fn migrations() -> Vec<std::path::PathBuf> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    files
+}
 
 impl Sqlite {
     pub fn migrated() -> Self {
-        let conn = Connection::open_in_memory().unwrap();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-        files.sort();
-        assert!(files.len() >= 2);
+        Self::with_migrations(&migrations())
+    }
+
+    pub fn with_migrations(files: &[std::path::PathBuf]) -> Self {
+        let db = Sqlite {
+            conn: RefCell::new(Connection::open_in_memory().unwrap()),
+            faults: RefCell::default(),
+        };
         for f in files {
-            conn.execute_batch(&std::fs::read_to_string(&f).unwrap())
+            db.execute(&std::fs::read_to_string(f).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         }
-        Sqlite(RefCell::new(conn))
+        db
+    }
+
+    /// Plain SQL, outside the API (migrations, test setup).
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        self.conn
+            .borrow()
+            .execute_batch(sql)
+            .map_err(|e| e.to_string())
     }
 
     fn run(&self, batch: &Batch) -> Result<Vec<Vec<Json>>, String> {
-        let mut conn = self.0.borrow_mut();
+        let fault = self.faults.borrow_mut().pop_front();
+        if fault == Some(Fault::Before) {
+            return Err(LOST.into());
+        }
+        let out = self.run_now(batch)?;
+        if fault == Some(Fault::AfterCommit) {
+            return Err(LOST.into());
+        }
+        Ok(out)
+    }
+
+    fn run_now(&self, batch: &Batch) -> Result<Vec<Vec<Json>>, String> {
+        let mut conn = self.conn.borrow_mut();
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for s in &batch.statements {
@@ -78,7 +126,7 @@ impl Sqlite {
                 params: params.iter().map(|p| Value::from(*p)).collect(),
             }],
         };
-        self.run(&batch).unwrap().remove(0)
+        self.run_now(&batch).unwrap().remove(0)
     }
 }
 
@@ -147,9 +195,15 @@ impl Api {
         Self::answer(block_on(service::user(&self.db, clerk_id)))
     }
 
+    /// `POST /internal/users` at the API's clock (which ticks).
     pub fn create_user(&self, body: &Json) -> (u16, Json) {
+        self.clock.set(self.clock.get() + 1);
         let bytes = body.to_string().into_bytes();
-        Self::answer(block_on(service::create_user(&self.db, Ok(&bytes))))
+        Self::answer(block_on(service::create_user(
+            &self.db,
+            Ok(&bytes),
+            self.clock.get(),
+        )))
     }
 
     pub fn status(&self) -> Json {
@@ -199,4 +253,190 @@ pub fn delete(op: &str, clerk_id: &str, external_id: Option<&str>) -> Command {
         clerk_id.into(),
         external_id.map(str::to_owned),
     )
+}
+
+/// `POST /internal/users` for the application's signup `id`, claimed by
+/// `link_by` (`external_id` or `email`): its row.
+pub fn signup(api: &Api, id: &str, email: &str, link_by: &str) -> Json {
+    let (s, body) = api.create_user(
+        &json!({"id": id, "email": email, "first_name": "Pending", "link_by": link_by}),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["user"]["sync_status"], "pending");
+    assert_eq!(body["user"]["link_by"], link_by);
+    body["user"].clone()
+}
+
+/// One version of a Clerk user, as an event Clerk sends: build it with
+/// [`Event::created`] and change it with the builders.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub op: String,
+    pub event_type: &'static str,
+    pub clerk_id: String,
+    pub created_ms: i64,
+    pub updated_ms: Option<i64>,
+    pub email: Option<String>,
+    pub verified: bool,
+    pub external_id: Option<String>,
+}
+
+impl Event {
+    /// `user.created` at `created_ms`, with a verified primary email.
+    pub fn created(op: &str, clerk_id: &str, created_ms: i64, email: Option<&str>) -> Self {
+        Event {
+            op: op.into(),
+            event_type: "user.created",
+            clerk_id: clerk_id.into(),
+            created_ms,
+            updated_ms: Some(created_ms),
+            email: email.map(str::to_owned),
+            verified: true,
+            external_id: None,
+        }
+    }
+
+    /// The same user, `user.updated` at `updated_ms`.
+    pub fn updated(&self, op: &str, updated_ms: i64) -> Self {
+        Event {
+            op: op.into(),
+            event_type: "user.updated",
+            updated_ms: Some(updated_ms),
+            ..self.clone()
+        }
+    }
+
+    pub fn email(mut self, email: Option<&str>) -> Self {
+        self.email = email.map(str::to_owned);
+        self
+    }
+
+    pub fn unverified(mut self) -> Self {
+        self.verified = false;
+        self
+    }
+
+    pub fn verified(mut self) -> Self {
+        self.verified = true;
+        self
+    }
+
+    pub fn external_id(mut self, id: Option<&str>) -> Self {
+        self.external_id = id.map(str::to_owned);
+        self
+    }
+
+    /// The name the row shows for this version.
+    pub fn first_name(&self) -> String {
+        format!("{}@{}", self.clerk_id, self.updated_ms.unwrap_or(0))
+    }
+
+    pub fn command(&self) -> Command {
+        let user = UserRecord {
+            email: self.email.clone(),
+            email_verified: self.email.is_some() && self.verified,
+            first_name: Some(self.first_name()),
+            last_name: None,
+            username: None,
+            image_url: None,
+            external_id: self.external_id.clone(),
+            created_at: Some(ms(self.created_ms)),
+            updated_at: self.updated_ms.map(ms),
+        };
+        let at = self.updated_ms.unwrap_or(self.created_ms);
+        Command::upsert(
+            prov(&self.op, self.event_type, at),
+            self.clerk_id.clone(),
+            user,
+        )
+    }
+
+    /// The user's `user.deleted` (with its external id when `with_external_id`).
+    pub fn deleted(&self, op: &str, at_ms: i64, with_external_id: bool) -> Command {
+        let external_id = self.external_id.clone().filter(|_| with_external_id);
+        Command::delete(
+            prov(op, "user.deleted", at_ms),
+            self.clerk_id.clone(),
+            external_id,
+        )
+    }
+}
+
+impl Api {
+    /// Sends and expects `status`.
+    pub fn expect(&self, c: &Command, status: u16) -> Json {
+        let (s, body) = self.send(c);
+        assert_eq!(s, status, "{} {}: {body}", c.operation_id, c.clerk_id);
+        body
+    }
+
+    /// The `users` row with this id, if any.
+    pub fn row(&self, id: &str) -> Option<Json> {
+        self.db
+            .query("SELECT * FROM users WHERE id = ?1", &[id])
+            .pop()
+    }
+
+    /// The `users` rows of this Clerk id (never more than one).
+    pub fn rows_of(&self, clerk_id: &str) -> Vec<Json> {
+        self.db
+            .query("SELECT * FROM users WHERE clerk_id = ?1", &[clerk_id])
+    }
+}
+
+/// The table as order must not change it: every row keyed by its signup id
+/// or, for a row the sync made (random id), its Clerk id; without the times
+/// the API's clock writes (`updated_at`, `last_sync_attempt`, the deletion
+/// time: only whether the row is deleted).
+pub fn table(api: &Api) -> Vec<Json> {
+    let rows = api.db.query(
+        "SELECT CASE WHEN u.id IN (SELECT id FROM signups) THEN 'signup:' || u.id
+                     ELSE 'clerk:' || u.clerk_id END AS key,
+                u.clerk_id, u.email, u.first_name, u.last_name, u.username, u.image_url,
+                CASE WHEN u.id IN (SELECT id FROM signups) THEN NULL ELSE u.created_at END
+                    AS clerk_created_at,
+                u.clerk_updated_at, u.last_operation_id, u.deleted_at IS NOT NULL AS deleted,
+                u.sync_status, u.sync_error
+         FROM users u ORDER BY key",
+        &[],
+    );
+    let tombstones = api.db.query(
+        "SELECT clerk_id, NULL AS key FROM clerk_tombstones ORDER BY clerk_id",
+        &[],
+    );
+    rows.into_iter().chain(tombstones).collect()
+}
+
+/// Delivers every command in `order`, then redelivers those not taken (as
+/// Svix does) until all are: `None` if a whole round takes none (the table
+/// is stuck), else the number of deliveries. `after` sees each answer.
+pub fn deliver_until_taken(
+    api: &Api,
+    order: &[Command],
+    mut after: impl FnMut(&Api, &Command, u16),
+) -> Option<usize> {
+    let mut taken = std::collections::HashSet::new();
+    let mut waiting: Vec<&Command> = order.iter().collect();
+    let mut deliveries = 0;
+    loop {
+        let before = taken.len();
+        let mut again = Vec::new();
+        for c in waiting {
+            let (status, _) = api.send(c);
+            deliveries += 1;
+            after(api, c, status);
+            if status == 200 || status == 409 {
+                taken.insert(c.operation_id.clone());
+            } else if !taken.contains(&c.operation_id) {
+                again.push(c);
+            }
+        }
+        if again.is_empty() {
+            return Some(deliveries);
+        }
+        if taken.len() == before {
+            return None;
+        }
+        waiting = again;
+    }
 }
