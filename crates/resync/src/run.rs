@@ -28,9 +28,9 @@ use crate::status::{
 
 /// The persisted layout's version; [`Run::from_json`] refuses any other.
 pub const STATE_VERSION: u32 = 1;
-/// Ids kept from the end of a full page: if Clerk refuses `starting_after`
-/// for the last one (that user was deleted meanwhile), the page is asked
-/// again after the one before it.
+/// Ids kept from the end of the pages done, newest first: if Clerk refuses
+/// `starting_after` for the last one (that user was deleted meanwhile), the
+/// page is asked again after the one before it.
 pub const CURSOR_FALLBACKS: usize = 5;
 /// The longest lookup path: longer lists of values are split.
 pub const MAX_LOOKUP_PATH: usize = 8 * 1024;
@@ -355,7 +355,10 @@ impl Work {
     }
 
     /// The batch of this page's commands, or `None` when there are none.
-    fn build_batch(&mut self, run_id: &RunId, now: &str) -> Option<Vec<u8>> {
+    /// `started` (the run's start) is the `occurred_at` of what has no time
+    /// of its own, a delete above all: one operation id is always sent with
+    /// the same command, whenever the page is redone.
+    fn build_batch(&mut self, run_id: &RunId, started: &str, now: &str) -> Option<Vec<u8>> {
         let mut commands = Vec::with_capacity(self.upserts.len() + self.deletes.len());
         for MappedUser { user, record } in std::mem::take(&mut self.upserts) {
             let version = user
@@ -365,7 +368,7 @@ impl Work {
                 .updated_at
                 .clone()
                 .or_else(|| record.created_at.clone())
-                .unwrap_or_else(|| now.to_owned());
+                .unwrap_or_else(|| started.to_owned());
             let provenance = Provenance {
                 operation_id: format!("resync_{run_id}_{}_{version}", user.id),
                 event_type: EVENT_TYPE.to_owned(),
@@ -378,7 +381,7 @@ impl Work {
             let provenance = Provenance {
                 operation_id: format!("resync_{run_id}_{id}_deleted"),
                 event_type: EVENT_TYPE.to_owned(),
-                occurred_at: now.to_owned(),
+                occurred_at: started.to_owned(),
                 received_at: now.to_owned(),
             };
             commands.push(Command::delete(provenance, id, external_id));
@@ -594,7 +597,7 @@ impl Run {
                     return Action::WakeAt(slot);
                 }
                 self.clerk_sent.record(now);
-                self.counters.clerk_requests += 1;
+                self.counters.clerk_requests = self.counters.clerk_requests.saturating_add(1);
             }
             self.in_flight = Some(request);
             return action;
@@ -822,15 +825,15 @@ impl Run {
     }
 
     fn on_page(&mut self, now: UnixMillis, body: &[u8]) -> Result<(), BadResponse> {
-        if !matches!(self.phase, Phase::Upsert { .. }) {
+        let Phase::Upsert { after: before } = &self.phase else {
             return Ok(());
-        }
+        };
         let limit = self.config.page_size() as usize;
         let entries = parse_users(body, limit)?;
         let next = if entries.len() < limit {
             Phase::Sweep { after: None }
         } else {
-            let after: Vec<String> = entries
+            let mut after: Vec<String> = entries
                 .iter()
                 .rev()
                 .filter_map(|e| e.id.clone())
@@ -842,6 +845,13 @@ impl Run {
                     "clerk answered a full page without a usable id",
                 ));
             }
+            // This page's last ids first, then those of the pages before.
+            for id in before {
+                if !after.contains(id) {
+                    after.push(id.clone());
+                }
+            }
+            after.truncate(CURSOR_FALLBACKS);
             Phase::Upsert { after }
         };
         let mut work = Work::new("upsert", next, Resolve::Nothing, true);
@@ -976,8 +986,9 @@ impl Run {
             let message = "the clock is out of range".to_owned();
             return self.fail(now, ErrorCode::ClockOutOfRange, message);
         };
+        let started = format_millis(self.started_at).unwrap_or_else(|| now_text.clone());
         work.resolve();
-        match work.build_batch(&self.run_id, &now_text) {
+        match work.build_batch(&self.run_id, &started, &now_text) {
             Some(body) => work.body = Some(body),
             None => self.commit(now),
         }
@@ -995,7 +1006,7 @@ impl Run {
             }
             self.rejected_ids.push(r);
         }
-        self.pages += 1;
+        self.pages = self.pages.saturating_add(1);
         self.phase = work.next;
         self.logs.push_back(LogRecord {
             level: "info",

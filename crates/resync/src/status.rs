@@ -120,19 +120,21 @@ impl Counters {
     /// Adds a page's counts (its `clerk_users_total` is the rows it listed).
     pub(crate) fn absorb(&mut self, page: &Counters) {
         if let Some(rows) = page.clerk_users_total {
-            self.clerk_users_total = Some(self.clerk_users_total.unwrap_or(0) + rows);
+            self.clerk_users_total = Some(self.clerk_users_total.unwrap_or(0).saturating_add(rows));
         }
-        self.clerk_requests += page.clerk_requests;
-        self.clerk_users_seen += page.clerk_users_seen;
-        self.upserts_sent += page.upserts_sent;
-        self.deletes_sent += page.deletes_sent;
-        self.applied += page.applied;
-        self.stale += page.stale;
-        self.duplicates += page.duplicates;
-        self.ignored_deleted += page.ignored_deleted;
-        self.rejected += page.rejected;
-        self.pending_unmatched += page.pending_unmatched;
-        self.failed_unmatched += page.failed_unmatched;
+        self.clerk_requests = self.clerk_requests.saturating_add(page.clerk_requests);
+        self.clerk_users_seen = self.clerk_users_seen.saturating_add(page.clerk_users_seen);
+        self.upserts_sent = self.upserts_sent.saturating_add(page.upserts_sent);
+        self.deletes_sent = self.deletes_sent.saturating_add(page.deletes_sent);
+        self.applied = self.applied.saturating_add(page.applied);
+        self.stale = self.stale.saturating_add(page.stale);
+        self.duplicates = self.duplicates.saturating_add(page.duplicates);
+        self.ignored_deleted = self.ignored_deleted.saturating_add(page.ignored_deleted);
+        self.rejected = self.rejected.saturating_add(page.rejected);
+        self.pending_unmatched = self
+            .pending_unmatched
+            .saturating_add(page.pending_unmatched);
+        self.failed_unmatched = self.failed_unmatched.saturating_add(page.failed_unmatched);
     }
 }
 

@@ -1,1 +1,7 @@
 //! The re-sync core's integration tests: one binary.
+
+mod convergence;
+mod errors;
+mod robust;
+mod sim;
+mod start;
