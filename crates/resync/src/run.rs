@@ -710,7 +710,10 @@ impl Run {
             200..=299 => {}
             429 => return self.rate_limited(now, retry_after),
             401 | 403 => return self.fail(now, ErrorCode::ClerkUnauthorized, said()),
-            408 | 500..=599 => return self.retry(now, ErrorCode::ClerkUnavailable, said()),
+            408 | 500..=599 => {
+                self.retry(now, ErrorCode::ClerkUnavailable, said());
+                return self.wait_at_least(now, retry_after);
+            }
             400..=499 => return self.clerk_refused(now, request, said()),
             _ => return self.retry(now, ErrorCode::ClerkBadResponse, said()),
         }
@@ -743,11 +746,7 @@ impl Run {
             401 | 403 => return self.fail(now, ErrorCode::ApiUnauthorized, said()),
             408 | 429 | 500..=599 => {
                 self.retry(now, ErrorCode::ApiUnavailable, said());
-                if let Some(wait) = retry_after_ms(retry_after, now) {
-                    let wait = wait.min(self.config.max_retry_after_ms());
-                    self.not_before = self.not_before.max(now.plus_millis(wait).as_millis());
-                }
-                return;
+                return self.wait_at_least(now, retry_after);
             }
             400..=499 if request == Request::ApiBatch => {
                 return self.fail(now, ErrorCode::ApiRejectedBatch, said())
@@ -779,6 +778,15 @@ impl Run {
         self.not_before = self.not_before.max(now.plus_millis(wait).as_millis());
     }
 
+    /// A `Retry-After` beside a 5xx (or the main API's 429) lengthens the
+    /// backoff, up to the bound; it never fails the run.
+    fn wait_at_least(&mut self, now: UnixMillis, retry_after: Option<&str>) {
+        if let Some(wait) = retry_after_ms(retry_after, now) {
+            let wait = wait.min(self.config.max_retry_after_ms());
+            self.not_before = self.not_before.max(now.plus_millis(wait).as_millis());
+        }
+    }
+
     /// A 429 from Clerk: wait what it asks (a full window if it does not
     /// say), never less; give up past the bound.
     fn rate_limited(&mut self, now: UnixMillis, retry_after: Option<&str>) {
@@ -801,18 +809,35 @@ impl Run {
 
     /// Another 4xx from Clerk. For a page, the cursor's user may have been
     /// deleted since: ask again after the one before it, while there is one.
+    ///
+    /// A lookup by external id or email carries values from the main API's
+    /// rows that Clerk may refuse as malformed: those rows stay unmatched
+    /// and the page goes on. A lookup by id never deletes on a refusal: the
+    /// run fails.
     fn clerk_refused(&mut self, now: UnixMillis, request: Request, message: String) {
+        let code = ErrorCode::ClerkRejectedRequest;
         if let (Request::ClerkPage, Phase::Upsert { after }) = (request, &mut self.phase) {
             if after.len() > 1 {
                 after.remove(0);
-                self.last_error = Some(ErrorInfo {
-                    code: ErrorCode::ClerkRejectedRequest,
-                    message: format!("{message}; paging after an earlier user"),
-                });
+                let message = format!("{message}; paging after an earlier user");
+                self.last_error = Some(ErrorInfo { code, message });
                 return;
             }
         }
-        self.fail(now, ErrorCode::ClerkRejectedRequest, message);
+        if let (Request::ClerkLookup, Some(work)) = (request, self.work.as_mut()) {
+            if work
+                .lookups
+                .front()
+                .is_some_and(|l| l.key != LookupKey::UserId)
+            {
+                work.lookups.pop_front();
+                let message = format!("{message}; those rows are left unmatched");
+                self.last_error = Some(ErrorInfo { code, message });
+                self.attempts = 0;
+                return self.advance_work(now);
+            }
+        }
+        self.fail(now, code, message);
     }
 
     fn on_count(&mut self, body: &[u8]) -> Result<(), BadResponse> {
@@ -881,6 +906,13 @@ impl Run {
             return Ok(());
         };
         let entries = parse_users(body, lookup.values.len().max(1))?;
+        // "Not among the ids returned" deletes a row: an answer whose users
+        // cannot all be named says nothing about which ids are missing.
+        if lookup.key == LookupKey::UserId && entries.iter().any(|e| e.id.is_none()) {
+            return Err(BadResponse(
+                "clerk answered a lookup with a user without an id",
+            ));
+        }
         let Some(lookup) = work.lookups.pop_front() else {
             return Ok(());
         };

@@ -726,3 +726,103 @@ fn state_layout_is_versioned_and_readable() {
     assert!(Run::from_json(other.to_string().as_bytes()).is_err());
     assert!(Run::from_json(b"{}").is_err());
 }
+
+#[test]
+fn a_lookup_answer_with_a_nameless_user_deletes_nothing() {
+    let mut run = new_run(
+        Scope::Users {
+            clerk_ids: vec!["user_a".into(), "user_b".into()],
+        },
+        RunConfig {
+            max_attempts: 2,
+            ..RunConfig::default()
+        },
+    );
+    let path = clerk(run.poll(at(0)));
+    let mut nameless = SimUser::new("user_a", 1).json();
+    nameless.as_object_mut().unwrap().remove("id");
+    run.handle(at(10), ok(body(&[nameless.clone()])));
+    assert!(run.is_running());
+    assert_eq!(
+        clerk(run.poll(at(1_010))),
+        path,
+        "the same lookup again, no batch"
+    );
+    run.handle(at(1_020), ok(body(&[nameless])));
+    assert_eq!(error_code(&run), Some(ErrorCode::ClerkBadResponse));
+    assert_eq!(run.counters().deletes_sent, 0);
+}
+
+#[test]
+fn a_retry_after_beside_a_5xx_lengthens_the_backoff() {
+    let mut run = at_first_page(RunConfig::default());
+    clerk(run.poll(at(100)));
+    run.handle(
+        at(100),
+        Answer::Status {
+            status: 503,
+            retry_after: Some("30".into()),
+            body: Vec::new(),
+        },
+    );
+    assert_eq!(run.poll(at(100)), Action::WakeAt(at(30_100)));
+    // Even a huge one only waits the bound, and does not fail the run.
+    clerk(run.poll(at(30_100)));
+    run.handle(
+        at(30_100),
+        Answer::Status {
+            status: 503,
+            retry_after: Some("999999".into()),
+            body: Vec::new(),
+        },
+    );
+    assert!(run.is_running());
+    assert_eq!(run.poll(at(30_100)), Action::WakeAt(at(3_630_100)));
+}
+
+#[test]
+fn a_refused_email_lookup_leaves_its_rows_unmatched() {
+    let mut run = new_run(Scope::Pending, RunConfig::default());
+    api_get(run.poll(at(0)));
+    let rows = json!({"users": [
+        {"clerk_id": null, "email": "not an email"},
+        {"clerk_id": null, "external_id": "e1"}
+    ], "next_after": null});
+    run.handle(at(1), ok(rows.to_string()));
+    assert_eq!(clerk(run.poll(at(2))), "/v1/users?limit=1&external_id=e1");
+    let mut one = SimUser::new("user_1", 1);
+    one.external_id = Some("e1".into());
+    run.handle(at(3), ok(body(&[one.json()])));
+    assert_eq!(
+        clerk(run.poll(at(4))),
+        "/v1/users?limit=1&email_address=not%20an%20email"
+    );
+    run.handle(at(5), code(422));
+    assert!(run.is_running());
+    let b = batch(run.poll(at(6)));
+    assert_eq!(b.commands.len(), 1);
+    run.handle(at(7), all_applied(&b));
+    let s = run.status();
+    assert_eq!(s.state, RunState::Completed);
+    assert_eq!(s.counters.pending_unmatched, 1);
+    assert_eq!(s.last_error.unwrap().code, ErrorCode::ClerkRejectedRequest);
+}
+
+#[test]
+fn a_delete_is_the_same_command_whenever_it_is_sent() {
+    let ids = vec!["user_gone".to_owned()];
+    let mut run = new_run(Scope::Users { clerk_ids: ids }, RunConfig::default());
+    clerk(run.poll(at(5_000)));
+    run.handle(at(5_010), ok("[]"));
+    let first = batch(run.poll(at(5_020)));
+    let mut run = Run::from_json(&run.to_json()).unwrap();
+    clerk(run.poll(at(9_000)));
+    run.handle(at(9_010), ok("[]"));
+    let again = batch(run.poll(at(9_020)));
+    let (a, b) = (&first.commands[0], &again.commands[0]);
+    assert_eq!(a.operation_id, "resync_r1_user_gone_deleted");
+    assert_eq!(a.operation_id, b.operation_id);
+    assert_eq!(a.occurred_at, "2025-11-28T12:00:00.000Z", "the run's start");
+    assert_eq!(a.occurred_at, b.occurred_at);
+    assert_ne!(a.received_at, b.received_at);
+}
