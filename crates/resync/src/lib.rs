@@ -24,6 +24,16 @@
 //! }
 //! ```
 //!
+//! Persisting after `poll` matters: the request's time is then part of the
+//! rate window, so a restart cannot exceed the limit. What is not persisted
+//! is the page in progress; after a restore the run asks for that page again,
+//! and the main API sees the same operation ids (duplicates only). To stay
+//! within one invocation's limits the glue may stop after any `resync_page`
+//! record and set the alarm for now.
+//!
+//! Neither [`Action`] paths (a lookup may carry emails) nor answer bodies
+//! are for logging; [`LogRecord`] and [`RunStatus`] are.
+//!
 //! | module | owns | never does |
 //! |---|---|---|
 //! | [`start`] | the start body, [`Scope`], [`RunId`] | accept an id it could not look up safely |

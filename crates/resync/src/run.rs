@@ -41,6 +41,7 @@ pub const EVENT_TYPE: &str = "resync";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// `GET {CLERK_API_URL}{path_and_query}` with `Authorization: Bearer <CLERK_SECRET_KEY>`.
+    /// A lookup's query may carry emails: never log it.
     Clerk { path_and_query: String },
     /// `GET {API_URL}{path_and_query}` with `Authorization: Bearer <API_SECRET>`.
     ApiGet { path_and_query: String },
@@ -173,8 +174,9 @@ struct Sent {
     kind: CommandKind,
 }
 
-/// The page in progress. Not persisted.
-#[derive(Debug, Clone)]
+/// The page in progress. Not persisted. Its `Debug` shows counts only: it
+/// holds users' emails and names.
+#[derive(Clone)]
 struct Work {
     phase: &'static str,
     /// The phase once this page is done.
@@ -194,6 +196,18 @@ struct Work {
     resolved: bool,
     page: Counters,
     rejected: Vec<RejectedId>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work")
+            .field("phase", &self.phase)
+            .field("lookups", &self.lookups.len())
+            .field("upserts", &self.upserts.len())
+            .field("deletes", &self.deletes.len())
+            .field("batch", &self.body.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Work {

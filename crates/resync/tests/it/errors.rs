@@ -826,3 +826,15 @@ fn a_delete_is_the_same_command_whenever_it_is_sent() {
     assert_eq!(a.occurred_at, b.occurred_at);
     assert_ne!(a.received_at, b.received_at);
 }
+
+#[test]
+fn debug_output_of_a_run_mid_page_holds_no_email() {
+    let mut run = at_first_page(RunConfig::default());
+    clerk(run.poll(at(100)));
+    run.handle(at(110), ok(body(&users(0..3))));
+    let b = batch(run.poll(at(120)));
+    assert!(b.commands[0].user.as_ref().unwrap().email.is_some());
+    let text = format!("{run:?}");
+    assert!(!text.contains('@'), "{text}");
+    assert!(!text.contains("First "));
+}
