@@ -274,9 +274,10 @@ WHERE cu.clerk_id IN ",
   AND NOT EXISTS (SELECT 1 FROM users u WHERE u.clerk_id = cu.clerk_id)"
 );
 
-/// Clears the emails about to change or move, and those of signup rows
-/// that a live Clerk user's email now takes, so that no statement below
-/// meets an email that is only in the middle of moving.
+/// Clears the emails about to change or move (a signup row about to be
+/// undeleted included: its address is checked again), and those of signup
+/// rows that a live Clerk user's email now takes, so that no statement
+/// below meets an email that is only in the middle of moving.
 pub const RELEASE_EMAILS: &str = concat!(
     "UPDATE users SET email = NULL
 WHERE email IS NOT NULL AND (
@@ -291,7 +292,8 @@ WHERE email IS NOT NULL AND (
     " AND NOT ",
     has_data!(),
     "
-      AND email COLLATE BINARY IS NOT (SELECT s.email FROM signups s WHERE s.id = users.id))
+      AND (email COLLATE BINARY IS NOT (SELECT s.email FROM signups s WHERE s.id = users.id)
+           OR (clerk_id IS NULL AND deleted_at IS NOT NULL)))
   OR (id IN (SELECT id FROM signups) AND NOT ",
     has_data!(),
     "

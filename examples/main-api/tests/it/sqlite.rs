@@ -2,6 +2,7 @@
 //! transaction per batch like D1, and builders for contract commands.
 
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::{Entry, HashMap};
 
 use clerk_sync_contract::command::{Command, Provenance, UserRecord};
 use clerk_sync_contract::time::format_millis;
@@ -10,13 +11,28 @@ use clerk_sync_main_api::plan::{Batch, Value};
 use clerk_sync_main_api::service::{self, Database};
 use clerk_sync_main_api::view::Reply;
 use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::{Connection, Statement};
 use serde_json::{json, Map, Value as Json};
 
 pub struct Sqlite {
-    conn: RefCell<Connection>,
+    conn: RefCell<Option<Conn>>,
+    /// Whether the connection goes back to the pool when dropped.
+    pooled: bool,
     /// Faults to inject into the next batches, in order (test setup).
     pub faults: RefCell<std::collections::VecDeque<Fault>>,
+}
+
+/// A connection and its prepared statements. Preparing the API's
+/// statements is most of what a delivery costs in SQLite, so connections
+/// with all migrations are pooled per test thread and emptied for reuse.
+/// A connection is leaked, never closed: its statements borrow it for ever.
+struct Conn {
+    conn: &'static Connection,
+    statements: HashMap<&'static str, Statement<'static>>,
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<Conn>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What a batch does instead of answering normally.
@@ -45,13 +61,46 @@ pub fn migrations() -> Vec<std::path::PathBuf> {
 }
 
 impl Sqlite {
+    /// An empty database with every migration applied.
     pub fn migrated() -> Self {
-        Self::with_migrations(&migrations())
+        let Some(conn) = POOL.with(|p| p.borrow_mut().pop()) else {
+            let mut db = Self::with_migrations(&migrations());
+            db.pooled = true;
+            return db;
+        };
+        // A test that panicked inside a batch left its transaction open.
+        if !conn.conn.is_autocommit() {
+            conn.conn.execute_batch("ROLLBACK").unwrap();
+        }
+        let tables: Vec<String> = conn
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for t in tables {
+            conn.conn
+                .execute(&format!("DELETE FROM \"{t}\""), [])
+                .unwrap();
+        }
+        Sqlite {
+            conn: RefCell::new(Some(conn)),
+            pooled: true,
+            faults: RefCell::default(),
+        }
     }
 
+    /// A database with only these migrations applied (never pooled).
     pub fn with_migrations(files: &[std::path::PathBuf]) -> Self {
+        let conn: &'static Connection = Box::leak(Box::new(Connection::open_in_memory().unwrap()));
         let db = Sqlite {
-            conn: RefCell::new(Connection::open_in_memory().unwrap()),
+            conn: RefCell::new(Some(Conn {
+                conn,
+                statements: HashMap::new(),
+            })),
+            pooled: false,
             faults: RefCell::default(),
         };
         for f in files {
@@ -63,8 +112,10 @@ impl Sqlite {
 
     /// Plain SQL, outside the API (migrations, test setup).
     pub fn execute(&self, sql: &str) -> Result<(), String> {
-        self.conn
-            .borrow()
+        let conn = self.conn.borrow();
+        conn.as_ref()
+            .unwrap()
+            .conn
             .execute_batch(sql)
             .map_err(|e| e.to_string())
     }
@@ -81,12 +132,32 @@ impl Sqlite {
         Ok(out)
     }
 
+    /// One transaction; on an error everything is rolled back, as D1 does.
     fn run_now(&self, batch: &Batch) -> Result<Vec<Vec<Json>>, String> {
-        let mut conn = self.conn.borrow_mut();
-        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        let mut guard = self.conn.borrow_mut();
+        let c = guard.as_mut().unwrap();
+        let conn = c.conn;
+        conn.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        let result = Self::statements(conn, &mut c.statements, batch);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        if let Err(e) = conn.execute_batch(end) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.to_string());
+        }
+        result
+    }
+
+    fn statements(
+        conn: &'static Connection,
+        cache: &mut HashMap<&'static str, Statement<'static>>,
+        batch: &Batch,
+    ) -> Result<Vec<Vec<Json>>, String> {
         let mut out = Vec::new();
         for s in &batch.statements {
-            let mut stmt = tx.prepare(s.sql).map_err(|e| e.to_string())?;
+            let stmt = match cache.entry(s.sql) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(conn.prepare(s.sql).map_err(|e| e.to_string())?),
+            };
             for (i, p) in s.params.iter().enumerate() {
                 let r = match p {
                     Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
@@ -113,8 +184,6 @@ impl Sqlite {
             }
             out.push(got);
         }
-        // Dropping `tx` without commit rolls back, as D1 does on an error.
-        tx.commit().map_err(|e| e.to_string())?;
         Ok(out)
     }
 
@@ -127,6 +196,14 @@ impl Sqlite {
             }],
         };
         self.run_now(&batch).unwrap().remove(0)
+    }
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.get_mut().take().filter(|_| self.pooled) {
+            POOL.with(|p| p.borrow_mut().push(conn));
+        }
     }
 }
 
