@@ -418,9 +418,12 @@ fn any_order_with_repeats_converges_through_the_relay() {
     );
 }
 
-/// A row the application created at signup, before Clerk confirmed it.
-fn pending_row(id: &str, email: &str) {
-    let (s, r) = api().create_user(&json!({"id": id, "email": email, "first_name": "Pending"}));
+/// A row the application created at signup, before Clerk confirmed it,
+/// claimed by `link_by` (`external_id` or `email`).
+fn pending_row(id: &str, email: &str, link_by: &str) {
+    let (s, r) = api().create_user(
+        &json!({"id": id, "email": email, "first_name": "Pending", "link_by": link_by}),
+    );
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["user"]["sync_status"], "pending");
 }
@@ -432,8 +435,8 @@ fn pending_rows_are_linked_by_external_id_and_by_email() {
     let tag = std::process::id();
     let (by_ext, by_email) = (format!("app_ext_{tag}"), format!("app_mail_{tag}"));
     let mail = format!("pending.{tag}@example.com");
-    pending_row(&by_ext, &format!("signup.{tag}@example.com"));
-    pending_row(&by_email, &mail);
+    pending_row(&by_ext, &format!("signup.{tag}@example.com"), "external_id");
+    pending_row(&by_email, &mail, "email");
 
     let clerk_a = format!("user_link_ext_{tag}");
     let body = user_event(
@@ -452,13 +455,25 @@ fn pending_rows_are_linked_by_external_id_and_by_email() {
         json!(format!("clerk.{tag}@example.com"))
     );
 
+    // An email claims only for a Clerk user created after the signup (an
+    // invitation is for an account to come): one created a minute from now.
+    let later = unix_now() as i64 * 1000 + 60_000;
     let clerk_b = format!("user_link_mail_{tag}");
-    let body = user_event("user.created", &clerk_b, T0, Some(&mail), None);
+    let mut body: Json = serde_json::from_slice(&user_event(
+        "user.created",
+        &clerk_b,
+        later,
+        Some(&mail),
+        None,
+    ))
+    .unwrap();
+    body["data"]["created_at"] = json!(later);
+    let body = body.to_string().into_bytes();
     assert_eq!(deliver(&relay, &msg_id("link"), &body).0, 200);
     let u = api().user(&clerk_b).1;
     assert_eq!(u["user"]["id"], json!(by_email), "{u}");
     assert_eq!(u["user"]["sync_status"], "synced");
-    assert_eq!(u["user"]["first_name"], format!("First{T0}"));
+    assert_eq!(u["user"]["first_name"], format!("First{later}"));
 }
 
 #[test]
@@ -567,7 +582,7 @@ fn a_conflict_is_422_recorded_as_failed_and_nothing_is_half_written() {
     // is rolled back, and the failure is recorded on that row.
     let pending = format!("app_conflict_{tag}");
     let own = format!("own.{tag}@example.com");
-    pending_row(&pending, &own);
+    pending_row(&pending, &own, "external_id");
     let c = format!("user_pending_claim_{tag}");
     let body = user_event("user.created", &c, T0, Some(&shared), Some(&pending));
     assert_eq!(deliver(&relay, &msg_id("pclaim"), &body).0, 502);
