@@ -37,7 +37,10 @@ cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D 
 grep -q "Total Upload" target/main-api-dry-run.log || { echo "main API build failed"; cat target/main-api-dry-run.log; exit 1; }
 
 step "tests: native and end to end (workerd, wrangler dev), all but the load test"
-cargo test --workspace -- --include-ignored --skip load::
+# --include-ignored is for the server suites; doc tests run apart, without
+# it: an `ignore`d doc example is a sketch that is not meant to compile.
+cargo test --workspace --lib --bins --tests -- --include-ignored --skip load::
+cargo test --workspace --doc
 
 # Last and alone: no suite that starts servers runs beside it, so its
 # numbers are the relay's, not the machine's other work.
