@@ -16,7 +16,9 @@ ensure_tools
 step "format and lints (native and wasm32)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p clerk-sync-contract -p clerk-sync-platform -p clerk-sync-resync --lib \
+  --target wasm32-unknown-unknown -- -D warnings
 # The fuzz targets (their own workspace, fuzz/) are compiled and linted here,
 # so an API change cannot leave them broken until the next fuzzing run. On
 # stable: libfuzzer-sys builds libFuzzer's C++ with the system compiler and
@@ -29,6 +31,27 @@ rm -rf dist
 npx wrangler deploy --dry-run --outdir dist 2>&1 | tee target/relay-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/relay-dry-run.log || { echo "relay build failed"; cat target/relay-dry-run.log; exit 1; }
 bash scripts/check-size.sh target/relay-dry-run.log
+
+step "deployment guard (npm run deploy refuses dev settings; the production environment builds)"
+# refuses EXPECTED API_URL [deploy.sh arguments]: it must exit non-zero, saying EXPECTED.
+refuses() {
+  local expected=$1 api_url=$2 out; shift 2
+  if out=$(API_URL=$api_url bash scripts/deploy.sh --dry-run "$@" 2>&1); then
+    echo "deploy.sh accepted API_URL=$api_url $*"; exit 1
+  fi
+  grep -q "$expected" <<<"$out" || { echo "deploy.sh: expected '$expected', got: $out"; exit 1; }
+}
+refuses "API_URL is not set" ""
+refuses "must be an https" http://api.example.com
+refuses "loopback" https://127.0.0.1:8787
+refuses "loopback" https://localhost/
+refuses "placeholder" "" --main-api
+API_URL=https://api.example.com bash scripts/deploy.sh --dry-run --outdir target/production-dist 2>&1 |
+  tee target/production-dry-run.log | grep -E "Total Upload|error" || true
+grep -q "Total Upload" target/production-dry-run.log || { echo "production build failed"; cat target/production-dry-run.log; exit 1; }
+
+step "the Clerk Backend API stand-in (node --test)"
+node --test standins/
 
 step "build the reference main API (examples/main-api: wasm32 lints, wrangler deploy --dry-run)"
 cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D warnings
