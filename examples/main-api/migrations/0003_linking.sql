@@ -55,6 +55,8 @@ CREATE TABLE clerk_users (
   data_key     TEXT NOT NULL,
   operation_id TEXT NOT NULL
 );
+-- Who holds an address: the live user whose newest data has it, newest first.
+CREATE INDEX clerk_users_email ON clerk_users (email, version, clerk_id);
 
 -- Commands that failed and have not been taken since: a row is `failed`
 -- while its Clerk user has one. Applying the operation removes it.

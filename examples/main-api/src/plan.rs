@@ -150,18 +150,110 @@ macro_rules! signup_email_held {
     };
 }
 
-/// Signup rows shown with their own data whose email may have changed
-/// hands: those the command claimed, and those whose email is cleared or
-/// that record a conflict.
+/// The live emails the affected Clerk users' data holds.
+macro_rules! affected_emails {
+    () => {
+        concat!(
+            "(SELECT cu.email FROM clerk_users cu
+    WHERE cu.clerk_id IN ",
+            affected!(),
+            "
+      AND NOT EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = cu.clerk_id))"
+        )
+    };
+}
+
+/// Among the live Clerk users whose newest data holds the address
+/// `$email`, the one whose version is newest (then the greatest Clerk id).
+/// Clerk gives an address to one user at a time, so the others had given it
+/// up by then: their own next change says so. Until it arrives they show no
+/// email, rather than refuse a change or wait on each other for ever.
+macro_rules! owner_of {
+    ($email:literal) => {
+        concat!(
+            "(SELECT o.clerk_id FROM clerk_users o
+      WHERE o.email = ",
+            $email,
+            " AND NOT EXISTS (SELECT 1 FROM clerk_tombstones ot WHERE ot.clerk_id = o.clerk_id)
+      ORDER BY o.version DESC, o.clerk_id DESC LIMIT 1)"
+        )
+    };
+}
+
+/// The Clerk user that holds the address this row's live Clerk user also
+/// has in its data, or NULL.
+macro_rules! email_taken_by {
+    () => {
+        concat!(
+            "(SELECT x.owner FROM (SELECT ",
+            owner_of!("cu.email"),
+            " AS owner
+        FROM clerk_users cu
+        WHERE cu.clerk_id = users.clerk_id AND cu.email IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = cu.clerk_id)) x
+      WHERE x.owner <> users.clerk_id)"
+        )
+    };
+}
+
+/// The Clerk users whose rows this command can change: the affected ones,
+/// those whose data holds an address an affected user's data holds (its
+/// holder may change), and those whose rows are `failed` (one may hold an
+/// address back that is free now).
+macro_rules! rendered {
+    () => {
+        concat!(
+            "(SELECT ?1 UNION SELECT n.clerk_id FROM link_claims n
+    WHERE n.signup_id IN (SELECT signup_id FROM link_claims WHERE clerk_id = ?1)
+    UNION SELECT e.clerk_id FROM clerk_users e
+    WHERE e.email IN (SELECT cu.email FROM clerk_users cu WHERE cu.clerk_id IN ",
+            affected!(),
+            ")
+    UNION SELECT f.clerk_id FROM users f WHERE f.sync_status = 'failed' AND +f.clerk_id IS NOT NULL)"
+        )
+    };
+}
+
+/// The address a Clerk user's row shows: its data's, unless another live
+/// Clerk user holds it (a deleted user's row keeps it: it blocks nobody).
+macro_rules! shown_email {
+    () => {
+        concat!(
+            "CASE WHEN cu.email IS NULL
+           OR EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = cu.clerk_id)
+           OR ",
+            owner_of!("cu.email"),
+            " = cu.clerk_id
+      THEN cu.email END"
+        )
+    };
+}
+
+/// The signup rows whose address may have changed hands, each found by an
+/// index: those the command claimed, those whose address an affected Clerk
+/// user holds, and those already recording a conflict (a few: each one
+/// waits for a person).
+macro_rules! signup_candidates {
+    () => {
+        concat!(
+            "(SELECT signup_id FROM link_claims WHERE clerk_id = ?1
+    UNION SELECT s.id FROM signups s WHERE s.email IN ",
+            affected_emails!(),
+            "
+    UNION SELECT f.id FROM users f WHERE f.sync_status = 'failed' AND +f.clerk_id IS NULL)"
+        )
+    };
+}
+
+/// Signup rows shown with their own data whose address may have changed
+/// hands.
 macro_rules! signup_rows_to_check {
     () => {
         concat!(
-            "id IN (SELECT id FROM signups) AND NOT ",
-            has_data!(),
-            "
-  AND (id IN ",
-            claimed!(),
-            " OR email IS NULL OR sync_status = 'failed')"
+            "id IN ",
+            signup_candidates!(),
+            " AND +id IN (SELECT id FROM signups) AND NOT ",
+            has_data!()
         )
     };
 }
@@ -260,7 +352,7 @@ pub const LINK_WINNERS: &str = concat!(
     "UPDATE users SET clerk_id = ",
     winner!("users.id"),
     "
-WHERE clerk_id IS NULL AND id IN ",
+WHERE +clerk_id IS NULL AND id IN ",
     claimed!()
 );
 
@@ -280,39 +372,53 @@ WHERE cu.clerk_id IN ",
 /// below meets an email that is only in the middle of moving.
 pub const RELEASE_EMAILS: &str = concat!(
     "UPDATE users SET email = NULL
-WHERE email IS NOT NULL AND (
-     (clerk_id IN ",
-    affected!(),
-    " AND ",
+WHERE id IN (SELECT r.id FROM users r WHERE r.clerk_id IN ",
+    rendered!(),
+    "
+             UNION SELECT signup_id FROM link_claims WHERE clerk_id = ?1
+             UNION SELECT s.id FROM signups s WHERE s.email IN ",
+    affected_emails!(),
+    ")
+  AND +email IS NOT NULL
+  AND CASE WHEN ",
     has_data!(),
     "
-      AND email COLLATE BINARY IS NOT (SELECT cu.email FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id))
-  OR (id IN ",
+      THEN +clerk_id IN ",
+    rendered!(),
+    "
+           AND email COLLATE BINARY IS NOT (SELECT ",
+    shown_email!(),
+    " FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id)
+      ELSE +id IN (SELECT id FROM signups)
+           AND (email IN ",
+    affected_emails!(),
+    "
+                OR (+id IN ",
     claimed!(),
-    " AND NOT ",
-    has_data!(),
     "
-      AND (email COLLATE BINARY IS NOT (SELECT s.email FROM signups s WHERE s.id = users.id)
-           OR (clerk_id IS NULL AND deleted_at IS NOT NULL)))
-  OR (id IN (SELECT id FROM signups) AND NOT ",
-    has_data!(),
-    "
-      AND email IN (SELECT cu.email FROM clerk_users cu
-                    WHERE cu.clerk_id IN ",
-    affected!(),
-    "
-                      AND NOT EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = cu.clerk_id))))"
+                    AND (email COLLATE BINARY IS NOT (SELECT s.email FROM signups s WHERE s.id = users.id)
+                         OR (clerk_id IS NULL AND deleted_at IS NOT NULL)))) END"
 );
 
-/// A Clerk user's row state: deleted or not (the tombstone), failed or
-/// synced (its failures not taken since).
+/// A Clerk user's row state: deleted or not (the tombstone); failed while
+/// a command for it failed and was not taken since, or while another Clerk
+/// user holds its address (with the reason), else synced.
 macro_rules! state {
     () => {
-        "(SELECT (SELECT t.deleted_at FROM clerk_tombstones t WHERE t.clerk_id = users.clerk_id),
+        concat!(
+            "(SELECT (SELECT t.deleted_at FROM clerk_tombstones t WHERE t.clerk_id = users.clerk_id),
         CASE WHEN EXISTS (SELECT 1 FROM sync_failures f WHERE f.clerk_id = users.clerk_id)
+               OR ",
+            email_taken_by!(),
+            " IS NOT NULL
              THEN 'failed' ELSE 'synced' END,
-        (SELECT f.error FROM sync_failures f WHERE f.clerk_id = users.clerk_id
-         ORDER BY f.failed_at DESC, f.operation_id DESC LIMIT 1))"
+        COALESCE((SELECT f.error FROM sync_failures f WHERE f.clerk_id = users.clerk_id
+                  ORDER BY f.failed_at DESC, f.operation_id DESC LIMIT 1),
+                 'the email is used by Clerk user ' || ",
+            email_taken_by!(),
+            "
+                 || ', whose data is newer: this row shows no email until this user''s next change'))"
+        )
     };
 }
 
@@ -324,7 +430,7 @@ pub const RENDER_STATE: &str = concat!(
     ",
     last_sync_attempt = ?2, updated_at = ?2
 WHERE clerk_id IN ",
-    affected!(),
+    rendered!(),
     "
   AND (deleted_at, sync_status, sync_error) IS NOT ",
     state!()
@@ -334,16 +440,19 @@ WHERE clerk_id IN ",
 /// `created_at`).
 macro_rules! clerk_data {
     () => {
-        "(SELECT cu.email, cu.first_name, cu.last_name, cu.username, cu.image_url, cu.version,
+        concat!(
+            "(SELECT ",
+            shown_email!(),
+            ", cu.first_name, cu.last_name, cu.username, cu.image_url, cu.version,
              cu.operation_id,
              CASE WHEN users.id IN (SELECT id FROM signups) THEN users.created_at
                   ELSE COALESCE(cu.created_at, users.created_at) END
       FROM clerk_users cu WHERE cu.clerk_id = users.clerk_id)"
+        )
     };
 }
 
-/// The Clerk user's newest data on its row. A second live Clerk user with
-/// the same email fails here (the unique index): the command is refused.
+/// The Clerk user's newest data on its row (its address only if it holds it).
 pub const RENDER_CLERK_DATA: &str = concat!(
     "UPDATE users SET
     (email, first_name, last_name, username, image_url, clerk_updated_at, last_operation_id,
@@ -352,7 +461,7 @@ pub const RENDER_CLERK_DATA: &str = concat!(
     ",
     last_sync_attempt = ?2, updated_at = ?2
 WHERE clerk_id IN ",
-    affected!(),
+    rendered!(),
     " AND ",
     has_data!(),
     "
@@ -394,7 +503,7 @@ WHERE id IN ",
 /// live row holds it.
 pub const SIGNUP_EMAIL_FREE: &str = concat!(
     "UPDATE users SET email = (SELECT s.email FROM signups s WHERE s.id = users.id), updated_at = ?2
-WHERE email IS NULL AND ",
+WHERE +email IS NULL AND ",
     signup_rows_to_check!(),
     "
   AND (deleted_at IS NOT NULL OR NOT ",
@@ -424,7 +533,7 @@ pub const SIGNUP_STATUS: &str = concat!(
     "UPDATE users SET (sync_status, sync_error) = ",
     signup_status!(),
     ", updated_at = ?2
-WHERE clerk_id IS NULL AND ",
+WHERE +clerk_id IS NULL AND ",
     signup_rows_to_check!(),
     "
   AND (sync_status, sync_error) IS NOT ",

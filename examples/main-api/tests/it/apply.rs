@@ -245,80 +245,76 @@ fn a_pending_row_is_linked_by_external_id() {
 }
 
 #[test]
-fn two_clerk_users_claiming_one_email_fail_visibly_and_recover() {
+fn two_clerk_users_with_one_email_the_newer_shows_it_until_the_other_moves() {
     let api = Api::new();
     api.send(&upsert(
         "msg_a",
         "user_a",
         record(Some("shared@example.com"), T1),
     ));
+    // Clerk gives an address to one user at a time: user_b having it at T2
+    // means user_a gave it up before; its own change is still on the way.
     let b = upsert("msg_b", "user_b", record(Some("shared@example.com"), T2));
     let (s, body) = api.send(&b);
-    assert_eq!((s, &body["error"]), (422, &json!("cannot_apply")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("users.email"));
-
-    // The failure is on user_b's row, and nothing of its data was written.
+    assert_eq!((s, &body["outcome"]), (200, &json!("applied")), "{body}");
     let u = api.user("user_b").1;
-    assert_eq!(u["sync_status"], "failed");
-    let error = u["user"]["sync_error"].as_str().unwrap();
+    assert_eq!(u["sync_status"], "synced");
+    assert_eq!(u["user"]["email"], "shared@example.com");
+
+    // user_a's row keeps its data but not the address, and says why.
+    let a = api.user("user_a").1;
+    assert_eq!(a["sync_status"], "failed");
+    assert_eq!(a["user"]["email"], json!(null));
+    assert_eq!(a["user"]["first_name"], format!("First{T1}"));
+    let error = a["user"]["sync_error"].as_str().unwrap();
     assert!(
-        error.starts_with("the email belongs to another user"),
+        error.starts_with("the email is used by Clerk user user_b, whose data is newer"),
         "{error}"
-    );
-    assert_eq!(u["user"]["email"], json!(null));
-    assert_eq!(u["user"]["clerk_updated_at"], json!(null));
-    assert_eq!(api.user("user_a").1["user"]["email"], "shared@example.com");
-    assert_eq!(
-        applied_ops(&api),
-        ["msg_a"],
-        "not claimed: a redelivery may apply"
-    );
-    assert_eq!(
-        audit(&api, "user_b"),
-        [("failed".into(), Some(error.to_owned()))]
     );
     let status = api.status();
     assert_eq!(status["users"]["by_sync_status"]["failed"], 1);
-    assert_eq!(status["failed_users"][0]["clerk_id"], "user_b");
-    assert_eq!(status["latest_failures"][0]["operation_id"], "msg_b");
+    assert_eq!(status["failed_users"][0]["clerk_id"], "user_a");
+    assert_eq!(applied_ops(&api), ["msg_a", "msg_b"], "both taken");
 
-    // Svix redelivers the same message: still refused, still visible.
-    assert_eq!(api.send(&b).0, 422);
-    // user_a moves to another address; the next redelivery applies.
+    // An older claim delivered late holds nothing back.
+    let (_, body) = api.send(&upsert(
+        "msg_c",
+        "user_c",
+        record(Some("shared@example.com"), T1 - 500),
+    ));
+    assert_eq!(body["outcome"], "applied");
+    assert_eq!(api.user("user_c").1["user"]["email"], json!(null));
+    assert_eq!(api.user("user_b").1["user"]["email"], "shared@example.com");
+
+    // user_a's change arrives: everyone is synced again.
     api.send(&upsert(
         "msg_a2",
         "user_a",
         record(Some("a2@example.com"), T3),
     ));
-    let (s, body) = api.send(&b);
-    assert_eq!((s, &body["outcome"]), (200, &json!("applied")));
-    let u = api.user("user_b").1;
-    assert_eq!(u["sync_status"], "synced");
-    assert_eq!(u["user"]["sync_error"], json!(null));
-    assert_eq!(u["user"]["email"], "shared@example.com");
-    assert_eq!(outcomes(&api, "user_b"), ["failed", "failed", "applied"]);
+    let a = api.user("user_a").1;
+    assert_eq!(a["sync_status"], "synced");
+    assert_eq!(a["user"]["sync_error"], json!(null));
+    assert_eq!(a["user"]["email"], "a2@example.com");
+    assert_eq!(outcomes(&api, "user_b"), ["applied"]);
 }
 
 #[test]
 fn a_failed_update_leaves_the_row_as_it_was_except_the_failure() {
     let api = Api::new();
     api.send(&upsert(
-        "msg_a",
-        "user_a",
-        record(Some("a@example.com"), T1),
-    ));
-    api.send(&upsert(
         "msg_b",
         "user_b",
         record(Some("b@example.com"), T1),
     ));
     let before = api.user("user_b").1["user"].clone();
-    let (s, _) = api.send(&upsert(
+    api.db.faults.borrow_mut().push_back(Fault::Before);
+    let (s, body) = api.send(&upsert(
         "msg_b2",
         "user_b",
-        record(Some("a@example.com"), T2),
+        record(Some("new@example.com"), T2),
     ));
-    assert_eq!(s, 422);
+    assert_eq!((s, &body["error"]), (500, &json!("database_error")));
     let after = api.user("user_b").1["user"].clone();
     for column in [
         "email",
@@ -330,6 +326,15 @@ fn a_failed_update_leaves_the_row_as_it_was_except_the_failure() {
         assert_eq!(after[column], before[column], "{column}");
     }
     assert_eq!(after["sync_status"], "failed");
+    assert_eq!(
+        after["sync_error"],
+        "database error while applying the command"
+    );
+    assert_eq!(
+        applied_ops(&api),
+        ["msg_b"],
+        "not claimed: a redelivery may apply"
+    );
     // A stale command for the failed row changes nothing either.
     let (_, body) = api.send(&upsert(
         "msg_b0",
@@ -338,6 +343,7 @@ fn a_failed_update_leaves_the_row_as_it_was_except_the_failure() {
     ));
     assert_eq!(body["outcome"], "stale");
     assert_eq!(api.user("user_b").1["sync_status"], "failed");
+    assert_eq!(outcomes(&api, "user_b"), ["applied", "failed", "stale"]);
 }
 
 #[test]
@@ -398,19 +404,28 @@ fn status_shows_counts_failures_and_the_last_applied_operation() {
         record(Some("a@example.com"), T1),
     ));
     api.send(&delete("msg_3", "user_c", None));
+    api.db.faults.borrow_mut().push_back(Fault::Before);
+    api.send(&upsert(
+        "msg_5",
+        "user_d",
+        record(Some("d@example.com"), T1),
+    ));
     api.send(&upsert(
         "msg_4",
         "user_a",
         record(Some("a@example.com"), T1 - 5),
     ));
     let s = api.status();
+    // user_b holds a@ (an equal version: the greater Clerk id); user_d's
+    // command failed; app_1 waits.
     assert_eq!(
         s["users"],
-        json!({"total": 3, "deleted": 0, "by_sync_status": {"synced": 1, "pending": 1, "failed": 1}})
+        json!({"total": 4, "deleted": 0, "by_sync_status": {"synced": 1, "pending": 1, "failed": 2}})
     );
     assert_eq!(s["tombstones"], 1);
-    assert_eq!(s["applied_operations"], 3);
+    assert_eq!(s["applied_operations"], 4);
     assert_eq!(s["latest_failures"].as_array().unwrap().len(), 1);
+    assert_eq!(s["latest_failures"][0]["operation_id"], "msg_5");
     assert_eq!(s["last_applied_operation"]["operation_id"], "msg_4");
     assert_eq!(s["last_applied_operation"]["outcome"], "stale");
 }

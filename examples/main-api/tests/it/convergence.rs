@@ -8,8 +8,9 @@
 //!   created before and after them, email changes, unverified then verified
 //!   addresses, external ids set late, deletes, addresses reused after a
 //!   delete, equal versions), delivered in Clerk's order and in shuffled
-//!   orders with repeats, every refused command redelivered as Svix does:
-//!   every order ends in the same table, nothing stays refused, and no
+//!   orders with repeats, some meeting database faults before or after a
+//!   commit, every command not taken redelivered as Svix does: every order
+//!   ends in the same table, nothing stays refused or failed, and no
 //!   signup is ever linked, even for a moment, to a Clerk user that did
 //!   not claim it by its rule.
 
@@ -163,9 +164,21 @@ fn history(rng: &mut fastrand::Rng, n: u64) -> History {
         })
         .collect();
     let held = |users: &[Simulated], email: &str| {
-        users
-            .iter()
-            .any(|u| !u.deleted && u.event.email.as_deref() == Some(email))
+        users.iter().any(|u| {
+            !u.deleted
+                && u.event
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    };
+    // Clerk may spell an address in another case than the signup did.
+    let spelled = |rng: &mut fastrand::Rng, email: &'static str| -> String {
+        if rng.u8(..5) == 0 {
+            email.to_uppercase()
+        } else {
+            email.to_owned()
+        }
     };
     let mut users: Vec<Simulated> = Vec::new();
     let mut commands = Vec::new();
@@ -183,8 +196,9 @@ fn history(rng: &mut fastrand::Rng, n: u64) -> History {
         if create {
             let id = format!("user_{n}_{}", users.len());
             let email = *rng.choice(&EMAILS).unwrap();
-            let email = (!held(&users, email) && rng.u8(..6) != 0).then_some(email);
-            let mut event = Event::created(&op, &id, t, email);
+            let email =
+                (!held(&users, email) && rng.u8(..6) != 0).then(|| spelled(&mut *rng, email));
+            let mut event = Event::created(&op, &id, t, email.as_deref());
             if rng.u8(..3) == 0 {
                 event = event.unverified();
             }
@@ -212,8 +226,18 @@ fn history(rng: &mut fastrand::Rng, n: u64) -> History {
         match roll {
             1..=3 => {
                 let email = *rng.choice(&EMAILS).unwrap();
-                if !held(&users, email) {
-                    next = next.email(Some(email));
+                // Another live user's address is not free; its own, in
+                // another case, is.
+                let taken = users.iter().enumerate().any(|(j, u)| {
+                    j != i
+                        && !u.deleted
+                        && u.event
+                            .email
+                            .as_deref()
+                            .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                });
+                if !taken {
+                    next = next.email(Some(&spelled(&mut *rng, email)));
                     if rng.bool() {
                         next = next.unverified();
                     }
@@ -273,15 +297,23 @@ struct Delivered {
     /// When each signup was created (the API's clock).
     signups_created: Vec<String>,
     deliveries: usize,
-    /// Answers 422 (redelivered until taken).
+    /// Answers 5xx from injected database faults (redelivered until taken).
     refused: usize,
+    /// Deliveries after which a Clerk user's row held back its address.
+    held_back: usize,
     /// Signups held by more than one Clerk user over time.
     handed_over: usize,
 }
 
 /// Delivers `order` into a fresh API with the history's signups, checking
-/// every signup's link after every answer.
-fn deliver(history: &History, order: &[Command], ctx: &str) -> Delivered {
+/// every signup's link after every answer. With `chaos`, the database fails
+/// now and then, before or after committing.
+fn deliver(
+    history: &History,
+    order: &[Command],
+    chaos: Option<fastrand::Rng>,
+    ctx: &str,
+) -> Delivered {
     let api = Api::new();
     let mut created = Vec::new();
     for s in &history.signups {
@@ -289,11 +321,20 @@ fn deliver(history: &History, order: &[Command], ctx: &str) -> Delivered {
         created.push(row["created_at"].as_str().unwrap().to_owned());
     }
     let mut allowed: Vec<HashSet<String>> = vec![HashSet::new(); history.signups.len()];
-    let mut refused = 0;
+    *api.db.chaos.borrow_mut() = chaos;
+    let (mut refused, mut held_back) = (0, 0);
     let delivered = deliver_until_taken(&api, order, |api, c, status| {
-        refused += usize::from(status == 422);
+        refused += usize::from(status >= 500);
+        held_back += api
+            .db
+            .query(
+                "SELECT 1 FROM users WHERE sync_status = 'failed' AND clerk_id IS NOT NULL
+                   AND email IS NULL AND sync_error LIKE 'the email is used by%' LIMIT 1",
+                &[],
+            )
+            .len();
         assert!(
-            [200, 409, 422].contains(&status),
+            [200, 409, 500].contains(&status),
             "{ctx}: {} answered {status}",
             c.operation_id
         );
@@ -333,6 +374,7 @@ fn deliver(history: &History, order: &[Command], ctx: &str) -> Delivered {
         signups_created: created,
         deliveries: delivered,
         refused,
+        held_back,
         handed_over: allowed.iter().filter(|a| a.len() > 1).count(),
     }
 }
@@ -451,26 +493,29 @@ fn linking_schedules_end_alike_in_every_order() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let started = std::time::Instant::now();
     let (mut delivered, mut linked, mut conflicts, mut deletes) = (0, 0, 0, 0);
-    let (mut refused, mut handed_over) = (0, 0);
+    let (mut refused, mut handed_over, mut held_back) = (0, 0, 0);
     for n in 0..count {
         let history = history(&mut rng, n);
         let ctx = format!("seed {seed:#x}, schedule {n}");
         let first = deliver(
             &history,
             &history.commands,
+            None,
             &format!("{ctx}, Clerk's order"),
         );
         check_rules(&history, &first, &ctx);
         delivered += first.deliveries;
-        refused += first.refused;
         let reference = first.table;
         for k in 0..orders {
             let order = with_repeats(&mut rng, &history.commands);
             let ctx = format!("{ctx}, order {k}");
-            let d = deliver(&history, &order, &ctx);
+            // Every other order meets database faults.
+            let chaos = (k % 2 == 1).then(|| fastrand::Rng::with_seed(rng.u64(..)));
+            let d = deliver(&history, &order, chaos, &ctx);
             delivered += d.deliveries;
             refused += d.refused;
             handed_over += d.handed_over;
+            held_back += d.held_back;
             let table = d.table;
             if table != reference {
                 let ops: Vec<&str> = order.iter().map(|c| c.operation_id.as_str()).collect();
@@ -502,15 +547,18 @@ fn linking_schedules_end_alike_in_every_order() {
                 && conflicts > count / 20
                 && deletes > count as usize / 10
                 && refused > 0
-                && handed_over > 0,
+                && handed_over > 0
+                && held_back > 0,
             "the schedules cover links ({linked}), signup conflicts ({conflicts}), deletes \
-             ({deletes}), refusals ({refused}) and signups handed over ({handed_over})"
+             ({deletes}), database faults ({refused}), signups handed over ({handed_over}) and \
+             addresses held back ({held_back})"
         );
     }
     eprintln!(
         "linking convergence: {count} schedules x {} orders, {delivered} deliveries ({refused} \
-         refused, then taken), {linked} signups linked, {conflicts} in conflict, {handed_over} \
-         handed over to an earlier claimant, {deletes} deletes, {:.1}s, seed {seed:#x}",
+         5xx from injected faults, then taken), {linked} signups linked, {conflicts} in \
+         conflict, {handed_over} handed over to an earlier claimant, {held_back} times an \
+         address held back, {deletes} deletes, {:.1}s, seed {seed:#x}",
         orders + 1,
         started.elapsed().as_secs_f64()
     );

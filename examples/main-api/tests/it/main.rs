@@ -6,5 +6,6 @@
 mod apply;
 mod convergence;
 mod linking;
+mod plans;
 mod sqlite;
 mod through_relay;

@@ -20,6 +20,9 @@ pub struct Sqlite {
     pooled: bool,
     /// Faults to inject into the next batches, in order (test setup).
     pub faults: RefCell<std::collections::VecDeque<Fault>>,
+    /// When set, after `faults`: each batch fails before it commits, or
+    /// after, one time in eight each.
+    pub chaos: RefCell<Option<fastrand::Rng>>,
 }
 
 /// A connection and its prepared statements. Preparing the API's
@@ -89,6 +92,7 @@ impl Sqlite {
             conn: RefCell::new(Some(conn)),
             pooled: true,
             faults: RefCell::default(),
+            chaos: RefCell::default(),
         }
     }
 
@@ -102,6 +106,7 @@ impl Sqlite {
             })),
             pooled: false,
             faults: RefCell::default(),
+            chaos: RefCell::default(),
         };
         for f in files {
             db.execute(&std::fs::read_to_string(f).unwrap())
@@ -121,7 +126,14 @@ impl Sqlite {
     }
 
     fn run(&self, batch: &Batch) -> Result<Vec<Vec<Json>>, String> {
-        let fault = self.faults.borrow_mut().pop_front();
+        let fault = self.faults.borrow_mut().pop_front().or_else(|| {
+            let mut chaos = self.chaos.borrow_mut();
+            match chaos.as_mut()?.u8(..8) {
+                0 => Some(Fault::Before),
+                1 => Some(Fault::AfterCommit),
+                _ => None,
+            }
+        });
         if fault == Some(Fault::Before) {
             return Err(LOST.into());
         }
@@ -485,8 +497,10 @@ pub fn table(api: &Api) -> Vec<Json> {
 }
 
 /// Delivers every command in `order`, then redelivers those not taken (as
-/// Svix does) until all are: `None` if a whole round takes none (the table
-/// is stuck), else the number of deliveries. `after` sees each answer.
+/// Svix does) until all are: `None` if a whole round takes none and none of
+/// its answers was a server error (the table is stuck: only a change of
+/// data could free it), else the number of deliveries. `after` sees each
+/// answer.
 pub fn deliver_until_taken(
     api: &Api,
     order: &[Command],
@@ -498,9 +512,11 @@ pub fn deliver_until_taken(
     loop {
         let before = taken.len();
         let mut again = Vec::new();
+        let mut server_error = false;
         for c in waiting {
             let (status, _) = api.send(c);
             deliveries += 1;
+            server_error |= status >= 500;
             after(api, c, status);
             if status == 200 || status == 409 {
                 taken.insert(c.operation_id.clone());
@@ -511,7 +527,7 @@ pub fn deliver_until_taken(
         if again.is_empty() {
             return Some(deliveries);
         }
-        if taken.len() == before {
+        if taken.len() == before && !server_error {
             return None;
         }
         waiting = again;
