@@ -6,6 +6,7 @@
 mod apply;
 mod convergence;
 mod linking;
+mod migration;
 mod plans;
 mod sqlite;
 mod through_relay;

@@ -246,8 +246,12 @@ pub const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00.000Z
 
 impl Api {
     pub fn new() -> Self {
+        Self::with_db(Sqlite::migrated())
+    }
+
+    pub fn with_db(db: Sqlite) -> Self {
         Api {
-            db: Sqlite::migrated(),
+            db,
             clock: Cell::new(START_MS),
             last_log: RefCell::new(None),
         }
