@@ -532,7 +532,7 @@ macro_rules! signup_status {
 pub const SIGNUP_STATUS: &str = concat!(
     "UPDATE users SET (sync_status, sync_error) = ",
     signup_status!(),
-    ", updated_at = ?2
+    ", last_sync_attempt = ?2, updated_at = ?2
 WHERE +clerk_id IS NULL AND ",
     signup_rows_to_check!(),
     "

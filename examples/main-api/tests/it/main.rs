@@ -6,6 +6,7 @@
 mod apply;
 mod convergence;
 mod linking;
+mod linking_d1;
 mod migration;
 mod plans;
 mod sqlite;
