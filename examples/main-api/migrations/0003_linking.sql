@@ -68,6 +68,11 @@ CREATE TABLE sync_failures (
 );
 CREATE INDEX sync_failures_clerk_id ON sync_failures (clerk_id, failed_at);
 
+-- Rows holding an address back (a signup in conflict, or an older Clerk
+-- user's row while a newer one holds its address): the only `failed` rows a
+-- command may free, found without reading the others.
+CREATE INDEX users_email_held_back ON users (clerk_id) WHERE sync_status = 'failed' AND email IS NULL;
+
 -- Rows from before this migration. Rows not linked yet were created by the
 -- application's signup and told to link by external_id (the old README);
 -- they keep waiting for it. Rows already linked with data cannot be told

@@ -198,8 +198,8 @@ macro_rules! email_taken_by {
 
 /// The Clerk users whose rows this command can change: the affected ones,
 /// those whose data holds an address an affected user's data holds (its
-/// holder may change), and those whose rows are `failed` (one may hold an
-/// address back that is free now).
+/// holder may change), and those whose rows hold an address back (it may be
+/// free now: few rows, each waiting for a change).
 macro_rules! rendered {
     () => {
         concat!(
@@ -209,7 +209,8 @@ macro_rules! rendered {
     WHERE e.email IN (SELECT cu.email FROM clerk_users cu WHERE cu.clerk_id IN ",
             affected!(),
             ")
-    UNION SELECT f.clerk_id FROM users f WHERE f.sync_status = 'failed' AND +f.clerk_id IS NOT NULL)"
+    UNION SELECT f.clerk_id FROM users f INDEXED BY users_email_held_back
+    WHERE f.sync_status = 'failed' AND f.email IS NULL AND f.clerk_id IS NOT NULL)"
         )
     };
 }
@@ -231,8 +232,8 @@ macro_rules! shown_email {
 
 /// The signup rows whose address may have changed hands, each found by an
 /// index: those the command claimed, those whose address an affected Clerk
-/// user holds, and those already recording a conflict (a few: each one
-/// waits for a person).
+/// user holds, and those recording a conflict (few: each waits for a
+/// change or a person).
 macro_rules! signup_candidates {
     () => {
         concat!(
@@ -240,7 +241,8 @@ macro_rules! signup_candidates {
     UNION SELECT s.id FROM signups s WHERE s.email IN ",
             affected_emails!(),
             "
-    UNION SELECT f.id FROM users f WHERE f.sync_status = 'failed' AND +f.clerk_id IS NULL)"
+    UNION SELECT f.id FROM users f INDEXED BY users_email_held_back
+    WHERE f.sync_status = 'failed' AND f.email IS NULL AND f.clerk_id IS NULL)"
         )
     };
 }
@@ -500,9 +502,13 @@ WHERE id IN ",
 );
 
 /// A signup row shown with its own data gets its email back when no other
-/// live row holds it.
+/// live row holds it; unclaimed, it is `pending` again.
 pub const SIGNUP_EMAIL_FREE: &str = concat!(
-    "UPDATE users SET email = (SELECT s.email FROM signups s WHERE s.id = users.id), updated_at = ?2
+    "UPDATE users SET email = (SELECT s.email FROM signups s WHERE s.id = users.id),
+    sync_status = CASE WHEN clerk_id IS NULL THEN 'pending' ELSE sync_status END,
+    sync_error = CASE WHEN clerk_id IS NULL THEN NULL ELSE sync_error END,
+    last_sync_attempt = CASE WHEN clerk_id IS NULL THEN ?2 ELSE last_sync_attempt END,
+    updated_at = ?2
 WHERE +email IS NULL AND ",
     signup_rows_to_check!(),
     "
