@@ -7,10 +7,12 @@
 //!   2. body → ValidCommand  (request::parse_command)  413 / 400 invalid_command   + audit 'rejected'
 //!   3. one D1 batch         (plan::apply)             200 applied | stale | ignored_deleted
 //!   4. if it failed         (plan::after_failure)     409 already_applied         + audit 'duplicate'
+//!                                                     200 if it had committed after all
 //!                                                     422 cannot_apply / 500      + row 'failed', audit
 //! GET  /internal/users/:clerk_id  the row, its sync columns, deleted or not, its audit trail
 //! GET  /internal/sync/status      counts by sync_status, latest failures, last applied operation
-//! POST /internal/users            the application's signup: a 'pending' row for Clerk to confirm
+//! POST /internal/users            the application's signup: a 'pending' row, claimed by the rule
+//!                                 it names (link_by: external_id | email)
 //! ```
 //!
 //! The command types come from the shared contract crate
