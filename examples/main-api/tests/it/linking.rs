@@ -612,17 +612,26 @@ fn a_failure_before_commit_is_recorded_and_cleared_by_the_retry() {
 
 #[test]
 fn equal_versions_end_alike_in_either_order() {
+    use clerk_sync_main_api::request::parse_command;
     let a = Event::created("msg_1", "user_a", AFTER, Some("one@x.com"));
     let other = a.updated("msg_2", AFTER).email(Some("two@x.com"));
+    let key = |e: &Event| parse_command(&e.command().to_json()).unwrap().data_key();
+    let expected = if key(&other) > key(&a) { &other } else { &a };
     let t = every_order_ends_alike(&[], &[a.command(), other.command()], &[]);
-    let same_data = a.updated("msg_3", AFTER);
-    let mut same_data = same_data.command();
-    same_data.event_type = "user.created".into();
-    let u = every_order_ends_alike(&[], &[a.command(), other.command(), same_data], &[]);
+    let r = row(&t, "clerk:user_a");
+    assert_eq!(r["email"], json!(expected.email), "the greater data digest");
+    assert_eq!(r["last_operation_id"], json!(expected.op));
+    // The same data again under another operation (a re-sync, say): the
+    // data is unchanged whichever operation wins, and the winner is fixed.
+    let mut again = expected.updated("msg_0", AFTER).command();
+    again.event_type = expected.event_type.into();
+    let u = every_order_ends_alike(&[], &[a.command(), other.command(), again], &[]);
+    let r = row(&u, "clerk:user_a");
+    assert_eq!(r["email"], json!(expected.email));
     assert_eq!(
-        row(&t, "clerk:user_a")["email"],
-        row(&u, "clerk:user_a")["email"],
-        "the data decides, not the operation"
+        r["last_operation_id"],
+        json!(expected.op),
+        "the greater operation id"
     );
 }
 
