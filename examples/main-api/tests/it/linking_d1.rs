@@ -8,19 +8,13 @@
 //! carries the process id: the API process and its D1 are shared.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 
 use clerk_sync_testkit::prelude::*;
 use serde_json::{json, Value as Json};
 
-use crate::through_relay::MainApi;
-
-/// This file's API process. (`through_relay`'s shared one is private to it;
-/// with its `api()` made `pub(crate)`, this could use that instead.)
-fn api() -> &'static MainApi {
-    static SHARED: OnceLock<MainApi> = OnceLock::new();
-    SHARED.get_or_init(MainApi::start)
-}
+/// The one API process of the test binary, shared with `through_relay`
+/// (each test uses Clerk ids and addresses of its own).
+use crate::through_relay::api;
 
 fn relay() -> Workerd {
     Workerd::serve_relay(&relay_bindings(&api().url))
