@@ -19,6 +19,21 @@ pub enum InvalidCommand {
     TooLong(&'static str),
 }
 
+/// Why a body is not a batch this API applies (`POST
+/// /internal/clerk-sync/batch`). Messages carry nothing from the body but
+/// the position of the command at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidBatch {
+    #[error("body is not a JSON command batch")]
+    NotABatch,
+    #[error("unsupported contract version")]
+    Version,
+    #[error("a batch carries 1-500 commands")]
+    Count,
+    #[error("commands[{index}]: {error}")]
+    Command { index: usize, error: InvalidCommand },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     #[error("not found")]
@@ -35,6 +50,11 @@ pub enum ApiError {
     UnreadableBody,
     #[error(transparent)]
     InvalidCommand(#[from] InvalidCommand),
+    #[error(transparent)]
+    InvalidBatch(#[from] InvalidBatch),
+    /// A query string `GET /internal/users` does not take.
+    #[error("{0}")]
+    InvalidQuery(&'static str),
     /// The operation id was applied before: the relay counts 409 as taken.
     #[error("operation already applied")]
     AlreadyApplied,
@@ -57,7 +77,11 @@ impl ApiError {
             Self::Unauthorized => 401,
             Self::Misconfigured | Self::Database => 500,
             Self::PayloadTooLarge => 413,
-            Self::UnreadableBody | Self::InvalidCommand(_) | Self::InvalidUser(_) => 400,
+            Self::UnreadableBody
+            | Self::InvalidCommand(_)
+            | Self::InvalidBatch(_)
+            | Self::InvalidQuery(_)
+            | Self::InvalidUser(_) => 400,
             Self::AlreadyApplied => 409,
             Self::CannotApply(_) => 422,
         }
@@ -72,6 +96,8 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
             Self::InvalidCommand(_) => "invalid_command",
+            Self::InvalidBatch(_) => "invalid_batch",
+            Self::InvalidQuery(_) => "invalid_query",
             Self::AlreadyApplied => "already_applied",
             Self::CannotApply(_) => "cannot_apply",
             Self::Database => "database_error",
@@ -142,6 +168,8 @@ mod tests {
             ApiError::PayloadTooLarge,
             ApiError::UnreadableBody,
             ApiError::InvalidCommand(InvalidCommand::NotACommand),
+            ApiError::InvalidBatch(InvalidBatch::Count),
+            ApiError::InvalidQuery("x"),
             ApiError::AlreadyApplied,
             ApiError::CannotApply("x".into()),
             ApiError::Database,

@@ -15,7 +15,7 @@ use worker::{
 use crate::error::ApiError;
 use crate::log::RequestLog;
 use crate::plan::{Batch, Value};
-use crate::request::{self, Route, MAX_BODY_BYTES};
+use crate::request::{self, Route, MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES};
 use crate::service::{self, Database};
 use crate::view::Reply;
 
@@ -45,13 +45,23 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 let db = D1(db);
                 match route {
                     Route::Sync => {
-                        let body = read_body(&mut req).await;
+                        let body = read_body(&mut req, MAX_BODY_BYTES).await;
                         let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
                         service::sync(&db, body.as_deref().map_err(Clone::clone), now_ms, &mut log)
                             .await
                     }
+                    Route::Batch => {
+                        let body = read_body(&mut req, MAX_BATCH_BODY_BYTES).await;
+                        let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+                        let body = body.as_deref().map_err(Clone::clone);
+                        service::sync_batch(&db, body, now_ms, &mut log).await
+                    }
+                    Route::Users => {
+                        let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
+                        service::users(&db, query.as_deref()).await
+                    }
                     Route::CreateUser => {
-                        let body = read_body(&mut req).await;
+                        let body = read_body(&mut req, MAX_BODY_BYTES).await;
                         let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
                         service::create_user(&db, body.as_deref().map_err(Clone::clone), now_ms)
                             .await
@@ -74,17 +84,18 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// The body, read as the relay reads its own (`clerk_sync_contract::body`):
-/// a declared length over the limit is refused before reading, a chunked or
-/// length-less body is counted as it arrives and refused at the limit.
-async fn read_body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+/// a declared length over `max` is refused before reading, a chunked or
+/// length-less body is counted as it arrives and refused at `max` (the
+/// route's limit: [`MAX_BODY_BYTES`], or [`MAX_BATCH_BODY_BYTES`] for a batch).
+async fn read_body(req: &mut Request, max: u32) -> std::result::Result<Vec<u8>, ApiError> {
     let headers = req.headers();
     let declared = headers.get("content-length").ok().flatten();
     let transfer_encoding = headers.get("transfer-encoding").ok().flatten();
-    if declared_too_long(declared.as_deref(), MAX_BODY_BYTES) {
+    if declared_too_long(declared.as_deref(), max) {
         return Err(ApiError::PayloadTooLarge);
     }
     let how = body_read(declared.as_deref(), transfer_encoding.as_deref());
-    clerk_sync_platform::read_body(req, MAX_BODY_BYTES, how)
+    clerk_sync_platform::read_body(req, max, how)
         .await
         .map_err(|e| match e {
             BodyError::TooLarge => ApiError::PayloadTooLarge,

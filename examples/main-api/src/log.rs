@@ -27,7 +27,41 @@ pub struct RequestLog {
     /// The apply batch answered with an error, yet had committed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub committed_despite_error: bool,
+    /// What a batch became (`POST /internal/clerk-sync/batch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchLog>,
     pub duration_ms: u64,
+}
+
+/// A batch's counts: its commands, their outcomes, and the D1 batches
+/// (round trips) the request took.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct BatchLog {
+    pub commands: usize,
+    pub applied: usize,
+    pub duplicate: usize,
+    pub stale: usize,
+    pub ignored_deleted: usize,
+    pub rejected: usize,
+    pub d1_batches: u32,
+    /// A constraint refused the one-transaction plan: the commands were
+    /// applied one D1 batch each, as the single endpoint applies them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub one_by_one: bool,
+}
+
+impl BatchLog {
+    pub fn count(&mut self, outcome: clerk_sync_contract::batch::Outcome) {
+        use clerk_sync_contract::batch::Outcome;
+        let n = match outcome {
+            Outcome::Applied => &mut self.applied,
+            Outcome::Duplicate => &mut self.duplicate,
+            Outcome::Stale => &mut self.stale,
+            Outcome::IgnoredDeleted => &mut self.ignored_deleted,
+            Outcome::Rejected => &mut self.rejected,
+        };
+        *n += 1;
+    }
 }
 
 impl RequestLog {

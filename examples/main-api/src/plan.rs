@@ -27,7 +27,7 @@
 use clerk_sync_contract::command::CommandKind;
 
 use crate::error::{describe_constraint, ApiError, DbFailure};
-use crate::request::{NewUser, Salvaged, ValidCommand};
+use crate::request::{Cursor, NewUser, RowsQuery, Salvaged, ValidCommand};
 
 /// A bound value. D1 and SQLite both take `?NNN` positional parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -687,6 +687,110 @@ SELECT received_at, operation_id, command, event_type, clerk_id, outcome FROM sy
 WHERE outcome IN ('applied', 'stale', 'ignored_deleted')
 ORDER BY id DESC LIMIT 1";
 
+// ---- pages of rows (GET /internal/users) --------------------------------
+// Keyset pages in the order (clerk_id IS NULL, clerk_id, id): the rows linked
+// to a Clerk user by `clerk_id`, then the others by `id`. Each filter has its
+// own statement, so each page is a range of an index read in order (an
+// `?N IS NULL OR …` filter would defeat the index). `?1` is the key the page
+// starts after ('' for the first), `?2` the number of rows to read (one more
+// than the page, to tell whether another follows), `?3` the sync_status.
+
+/// The columns of a listed row: `external_id` is the id a Clerk user must
+/// carry as its `external_id` to claim the row (an `external_id` signup's),
+/// else NULL; `deleted` is 0 or 1.
+macro_rules! listed_columns {
+    () => {
+        "u.id, u.clerk_id, u.email,
+       (SELECT s.id FROM signups s WHERE s.id = u.id AND s.link_by = 'external_id') AS external_id,
+       u.sync_status, u.sync_error, u.last_sync_attempt, u.deleted_at IS NOT NULL AS deleted"
+    };
+}
+
+macro_rules! linked_rows {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            listed_columns!(),
+            "
+FROM users u WHERE u.clerk_id > ?1",
+            $filter,
+            "
+ORDER BY u.clerk_id LIMIT CAST(?2 AS INTEGER)"
+        )
+    };
+}
+
+macro_rules! unlinked_rows {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            listed_columns!(),
+            "
+FROM users u INDEXED BY users_unlinked WHERE u.clerk_id IS NULL AND u.id > ?1",
+            $filter,
+            "
+ORDER BY u.id LIMIT CAST(?2 AS INTEGER)"
+        )
+    };
+}
+
+pub const LINKED_ROWS: &str = linked_rows!("");
+pub const LINKED_LIVE_ROWS: &str = linked_rows!(" AND u.deleted_at IS NULL");
+pub const LINKED_DELETED_ROWS: &str = linked_rows!(" AND u.deleted_at IS NOT NULL");
+pub const LINKED_ROWS_BY_STATUS: &str = linked_rows!(" AND u.sync_status = ?3");
+pub const LINKED_LIVE_ROWS_BY_STATUS: &str =
+    linked_rows!(" AND u.sync_status = ?3 AND u.deleted_at IS NULL");
+pub const LINKED_DELETED_ROWS_BY_STATUS: &str =
+    linked_rows!(" AND u.sync_status = ?3 AND u.deleted_at IS NOT NULL");
+/// Rows with no Clerk id are never live. Named by their partial index:
+/// SQLite would otherwise take every row with no Clerk id through the
+/// unique index on `clerk_id` and sort them for each page.
+pub const UNLINKED_ROWS: &str = unlinked_rows!("");
+pub const UNLINKED_ROWS_BY_STATUS: &str = unlinked_rows!(" AND u.sync_status = ?3");
+
+/// A page of rows: the linked rows after the cursor, then (unless only
+/// live rows are asked for) the unlinked ones, each read one row past the
+/// page; the caller keeps the first `limit` in this order.
+pub fn rows(q: &RowsQuery) -> Batch {
+    let read = (q.limit + 1).to_string();
+    let status = q.sync_status.map(|s| s.as_str());
+    let params = |after: &str| {
+        let mut p = vec![Value::from(after), Value::from(read.as_str())];
+        p.extend(status.map(Value::from));
+        p
+    };
+    let mut statements = Vec::new();
+    let linked_after = match &q.after {
+        None => Some(""),
+        Some(Cursor::Linked(clerk_id)) => Some(clerk_id.as_str()),
+        Some(Cursor::Unlinked(_)) => None,
+    };
+    if let Some(after) = linked_after {
+        let sql = match (q.live, status.is_some()) {
+            (None, false) => LINKED_ROWS,
+            (Some(true), false) => LINKED_LIVE_ROWS,
+            (Some(false), false) => LINKED_DELETED_ROWS,
+            (None, true) => LINKED_ROWS_BY_STATUS,
+            (Some(true), true) => LINKED_LIVE_ROWS_BY_STATUS,
+            (Some(false), true) => LINKED_DELETED_ROWS_BY_STATUS,
+        };
+        statements.push(stmt(sql, params(after)));
+    }
+    if q.live != Some(true) {
+        let after = match &q.after {
+            Some(Cursor::Unlinked(id)) => id.as_str(),
+            _ => "",
+        };
+        let sql = if status.is_some() {
+            UNLINKED_ROWS_BY_STATUS
+        } else {
+            UNLINKED_ROWS
+        };
+        statements.push(stmt(sql, params(after)));
+    }
+    Batch { statements }
+}
+
 // ---- plans --------------------------------------------------------------
 
 /// The one batch that applies a command. Its last statement reads the
@@ -793,22 +897,10 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
     let id = cmd.clerk_id.as_str();
     let (error, detail) = match failure {
         DbFailure::DuplicateOperation => {
-            let audit = stmt(
-                AUDIT,
-                [
-                    now.into(),
-                    op.into(),
-                    cmd.command.as_str().into(),
-                    cmd.event_type.as_str().into(),
-                    id.into(),
-                    "duplicate".into(),
-                    Value::Null,
-                ],
-            );
             return (
                 ApiError::AlreadyApplied,
                 Batch {
-                    statements: vec![audit],
+                    statements: vec![duplicate_audit(c, now)],
                 },
             );
         }
@@ -851,6 +943,121 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
     ));
     statements.push(stmt(READ_OUTCOME, [op.into()]));
     (error, Batch { statements })
+}
+
+/// The audit row of a repeated operation id.
+fn duplicate_audit(c: &ValidCommand, now: &str) -> Statement {
+    let cmd = c.command();
+    stmt(
+        AUDIT,
+        [
+            now.into(),
+            cmd.operation_id.as_str().into(),
+            cmd.command.as_str().into(),
+            cmd.event_type.as_str().into(),
+            cmd.clerk_id.as_str().into(),
+            "duplicate".into(),
+            Value::Null,
+        ],
+    )
+}
+
+// ---- a batch of commands -------------------------------------------------
+
+/// Where one command's answer is in the results of a [`BatchPlan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Its operation id was applied before, or earlier in the same batch:
+    /// only its `duplicate` audit row is written.
+    Duplicate,
+    /// Applied by the plan: its outcome is the first row of the results of
+    /// the statement at `outcome_at` (or none, if it was not applied).
+    Apply { outcome_at: usize },
+}
+
+/// Statements for several commands, run as one transaction, and where each
+/// command's answer is in their results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub batch: Batch,
+    pub steps: Vec<Step>,
+}
+
+/// The commands of a batch in one transaction, in order: each one's
+/// statements exactly as [`apply`] plans it alone, so that the transaction
+/// ends as the commands sent one by one would (each statement reads what
+/// the ones before it wrote), and the batch is all taken or none of it. A
+/// command whose operation id is in `applied`, or earlier in the batch, is
+/// a duplicate: its claim would fail on the primary key and roll back the
+/// whole transaction, so it only gets its audit row.
+pub fn apply_all(
+    commands: &[ValidCommand],
+    applied: &std::collections::HashSet<String>,
+    now: &str,
+) -> BatchPlan {
+    let mut statements = Vec::new();
+    let mut steps = Vec::with_capacity(commands.len());
+    let mut seen = std::collections::HashSet::new();
+    for c in commands {
+        let op = c.command().operation_id.as_str();
+        if applied.contains(op) || !seen.insert(op) {
+            statements.push(duplicate_audit(c, now));
+            steps.push(Step::Duplicate);
+        } else {
+            statements.extend(apply(c, now).statements);
+            steps.push(Step::Apply {
+                outcome_at: statements.len() - 1,
+            });
+        }
+    }
+    BatchPlan {
+        batch: Batch { statements },
+        steps,
+    }
+}
+
+/// After the transaction of [`apply_all`] answered with an error that is
+/// not a repeated operation id: for each command it applies, its
+/// [`after_failure`] statements, in one transaction. Every write is guarded
+/// by the operation not being applied and each command's outcome is read
+/// back, so the caller tells a transaction that committed after all (every
+/// operation applied) from one that did not (its failures recorded, as the
+/// single endpoint records them).
+pub fn after_all_failed(commands: &[ValidCommand], planned: &[Step], now: &str) -> BatchPlan {
+    let mut statements = Vec::new();
+    let mut steps = Vec::with_capacity(commands.len());
+    for (c, step) in commands.iter().zip(planned) {
+        if *step == Step::Duplicate {
+            steps.push(Step::Duplicate);
+            continue;
+        }
+        statements.extend(after_failure(c, now, &DbFailure::Other).1.statements);
+        steps.push(Step::Apply {
+            outcome_at: statements.len() - 1,
+        });
+    }
+    BatchPlan {
+        batch: Batch { statements },
+        steps,
+    }
+}
+
+/// Which of these operation ids were applied, with their outcomes. One
+/// parameter, a JSON array, whatever the number of commands (D1 binds at
+/// most 100 parameters to a statement).
+pub const APPLIED_AMONG: &str = "\
+SELECT operation_id, outcome FROM applied_operations
+WHERE operation_id IN (SELECT value FROM json_each(?1))";
+
+pub fn applied_among(commands: &[ValidCommand]) -> Batch {
+    let ids: Vec<&str> = commands
+        .iter()
+        .map(|c| c.command().operation_id.as_str())
+        .collect();
+    let ids = serde_json::to_string(&ids).expect("strings always serialize");
+    Batch {
+        statements: vec![stmt(APPLIED_AMONG, [Value::Text(ids)])],
+    }
 }
 
 /// The audit row of a body that was not a valid command.
@@ -1026,10 +1233,97 @@ mod tests {
             batches.push(after_failure(&u, "t", &f).1);
         }
         batches.push(record_rejection(&Salvaged::default(), "t", "e"));
+        let all = apply_all(&[u.clone(), d.clone()], &Default::default(), "t");
+        batches.push(after_all_failed(&[u.clone(), d.clone()], &all.steps, "t").batch);
+        batches.push(all.batch);
+        batches.push(applied_among(&[u.clone(), d.clone()]));
+        for live in [None, Some(true), Some(false)] {
+            for sync_status in [None, Some(crate::request::SyncStatus::Failed)] {
+                for after in [None, Some(Cursor::Unlinked("x".into()))] {
+                    batches.push(rows(&RowsQuery {
+                        live,
+                        sync_status,
+                        after,
+                        limit: 5,
+                    }));
+                }
+            }
+        }
         for s in batches.iter().flat_map(|b| &b.statements) {
             let highest = (1..=20).rev().find(|n| s.sql.contains(&format!("?{n}")));
             assert_eq!(highest.unwrap_or(0), s.params.len(), "{}", s.sql);
         }
+    }
+
+    #[test]
+    fn a_batch_is_each_command_planned_alone_and_repeats_are_only_audited() {
+        let (u, d) = (upsert(), delete(None));
+        let applied = std::collections::HashSet::from(["msg_d".to_owned()]);
+        let plan = apply_all(&[u.clone(), d.clone(), u.clone()], &applied, "t");
+        let alone = apply(&u, "t").statements;
+        assert_eq!(plan.batch.statements[..alone.len()], alone[..]);
+        assert_eq!(
+            plan.steps,
+            [
+                Step::Apply {
+                    outcome_at: alone.len() - 1
+                },
+                Step::Duplicate,
+                Step::Duplicate
+            ]
+        );
+        assert_eq!(plan.batch.statements.len(), alone.len() + 2);
+        assert_eq!(plan.batch.statements[alone.len() - 1].sql, READ_OUTCOME);
+        for s in &plan.batch.statements[alone.len()..] {
+            assert_eq!((s.sql, &s.params[5]), (AUDIT, &Value::from("duplicate")));
+        }
+        // After a failure, only the planned commands are recorded.
+        let failed = after_all_failed(&[u.clone(), d.clone(), u], &plan.steps, "t");
+        assert_eq!(failed.steps[1..], [Step::Duplicate, Step::Duplicate]);
+        assert_eq!(
+            failed.batch.statements.len(),
+            after_failure(&upsert(), "t", &DbFailure::Other)
+                .1
+                .statements
+                .len()
+        );
+        assert_eq!(
+            applied_among(&[d]).statements[0].params,
+            [Value::from(r#"["msg_d"]"#)]
+        );
+    }
+
+    #[test]
+    fn a_page_reads_the_linked_rows_then_the_unlinked_ones() {
+        let q = |live, after| RowsQuery {
+            live,
+            sync_status: None,
+            after,
+            limit: 10,
+        };
+        let b = rows(&q(None, None));
+        assert_eq!(sqls(&b), [LINKED_ROWS, UNLINKED_ROWS]);
+        assert_eq!(b.statements[0].params, [Value::from(""), Value::from("11")]);
+        // Only live rows: none without a Clerk id.
+        assert_eq!(sqls(&rows(&q(Some(true), None))), [LINKED_LIVE_ROWS]);
+        // Past the linked rows: only the unlinked ones, after the cursor.
+        let b = rows(&q(Some(false), Some(Cursor::Unlinked("app_1".into()))));
+        assert_eq!(sqls(&b), [UNLINKED_ROWS]);
+        assert_eq!(b.statements[0].params[0], Value::from("app_1"));
+        let b = rows(&RowsQuery {
+            sync_status: Some(crate::request::SyncStatus::Pending),
+            ..q(None, Some(Cursor::Linked("user_1".into())))
+        });
+        assert_eq!(sqls(&b), [LINKED_ROWS_BY_STATUS, UNLINKED_ROWS_BY_STATUS]);
+        assert_eq!(
+            b.statements[0].params,
+            [
+                Value::from("user_1"),
+                Value::from("11"),
+                Value::from("pending")
+            ]
+        );
+        assert_eq!(b.statements[1].params[0], Value::from(""));
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! The request path before the database: routing, the bearer check, and the
-//! body parsed and validated into a [`ValidCommand`], the only form the SQL
-//! planner accepts.
+//! The request path before the database: routing, the bearer check, the
+//! body parsed and validated into a [`ValidCommand`] (or a batch of them),
+//! the only form the SQL planner accepts, and the rows query of `GET
+//! /internal/users` into a [`RowsQuery`].
 
+use clerk_sync_contract::batch::{BatchRequest, MAX_BATCH_COMMANDS};
 use clerk_sync_contract::command::{Command, CommandKind, ContractError, CONTRACT_VERSION};
 use clerk_sync_contract::secret::SecretString;
 
-use crate::error::{ApiError, InvalidCommand};
+use crate::error::{ApiError, InvalidBatch, InvalidCommand};
+
+pub use clerk_sync_contract::batch::BATCH_PATH;
 
 pub const SYNC_PATH: &str = "/internal/clerk-sync";
 pub const USERS_PATH: &str = "/internal/users";
@@ -15,6 +19,9 @@ pub const HEALTH_PATH: &str = "/health";
 
 /// A command is a few hundred bytes; this leaves room for long names and URLs.
 pub const MAX_BODY_BYTES: u32 = 65_536;
+/// The batch route's limit: 500 commands of about 4 KiB each on average
+/// (a command is usually under 1 KiB), read by the same bounded reader.
+pub const MAX_BATCH_BODY_BYTES: u32 = 2 * 1024 * 1024;
 /// Longest accepted Clerk id (the contract bounds the operation id the same way).
 pub const MAX_CLERK_ID_LEN: usize = 256;
 
@@ -22,6 +29,10 @@ pub const MAX_CLERK_ID_LEN: usize = 256;
 pub enum Route<'a> {
     /// `POST /internal/clerk-sync`
     Sync,
+    /// `POST /internal/clerk-sync/batch`: 1–500 commands, applied in order.
+    Batch,
+    /// `GET /internal/users?…`: pages of rows, for a re-sync run.
+    Users,
     /// `GET /internal/users/:clerk_id`
     User(&'a str),
     /// `POST /internal/users`: the application's signup (a pending row).
@@ -37,6 +48,8 @@ impl Route<'_> {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Sync => SYNC_PATH,
+            Self::Batch => BATCH_PATH,
+            Self::Users => USERS_PATH,
             Self::User(_) => "/internal/users/:clerk_id",
             Self::CreateUser => USERS_PATH,
             Self::Status => STATUS_PATH,
@@ -49,7 +62,9 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
     let read = matches!(method, "GET" | "HEAD");
     let (route, allowed) = match path {
         SYNC_PATH => (Route::Sync, method == "POST"),
-        USERS_PATH => (Route::CreateUser, method == "POST"),
+        BATCH_PATH => (Route::Batch, method == "POST"),
+        USERS_PATH if method == "POST" => (Route::CreateUser, true),
+        USERS_PATH => (Route::Users, read),
         STATUS_PATH => (Route::Status, read),
         HEALTH_PATH => (Route::Health, read),
         _ => match path.strip_prefix(USERS_PREFIX) {
@@ -68,8 +83,10 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
 
 /// The `Allow` header of a 405.
 pub fn allowed_methods(path: &str) -> &'static str {
-    if path == SYNC_PATH || path == USERS_PATH {
+    if path == SYNC_PATH || path == BATCH_PATH {
         "POST"
+    } else if path == USERS_PATH {
+        "GET, HEAD, POST"
     } else {
         "GET, HEAD"
     }
@@ -93,7 +110,7 @@ pub fn authorize(secret: Option<&SecretString>, header: Option<&str>) -> Result<
 
 /// A command that met the contract and whose times are all in the contract's
 /// format, so they compare correctly as text in SQL. Only
-/// [`parse_command`] makes one.
+/// [`parse_command`] and [`parse_batch`] make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidCommand(Command);
 
@@ -179,6 +196,12 @@ pub fn parse_command(body: &[u8]) -> Result<ValidCommand, InvalidCommand> {
         return Err(ContractError::Version.into());
     }
     let command: Command = serde_json::from_slice(body).map_err(|_| InvalidCommand::NotACommand)?;
+    validate(command)
+}
+
+/// The checks after deserializing: the contract's, the length of the Clerk
+/// id, the times' format.
+fn validate(command: Command) -> Result<ValidCommand, InvalidCommand> {
     command.validate()?;
     if command.clerk_id.len() > MAX_CLERK_ID_LEN {
         return Err(InvalidCommand::TooLong("clerk_id"));
@@ -202,6 +225,54 @@ pub fn parse_command(body: &[u8]) -> Result<ValidCommand, InvalidCommand> {
         }
     }
     Ok(ValidCommand(command))
+}
+
+/// Parses and validates a batch (`clerk_sync_contract::batch::BatchRequest`):
+/// the version first, then the shape (no unknown field), 1–500 commands,
+/// and every command as [`parse_command`] checks one. Any fault refuses the
+/// whole batch.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<ValidCommand>, InvalidBatch> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
+    if versioned.version != CONTRACT_VERSION {
+        return Err(InvalidBatch::Version);
+    }
+    let batch: BatchRequest = serde_json::from_slice(body).map_err(|_| diagnose_batch(body))?;
+    if !(1..=MAX_BATCH_COMMANDS).contains(&batch.commands.len()) {
+        return Err(InvalidBatch::Count);
+    }
+    batch
+        .commands
+        .into_iter()
+        .enumerate()
+        .map(|(index, c)| validate(c).map_err(|error| InvalidBatch::Command { index, error }))
+        .collect()
+}
+
+/// Why a body of the right version is not a batch: the number of commands,
+/// the first command that is not one, or else its shape (an unknown field).
+fn diagnose_batch(body: &[u8]) -> InvalidBatch {
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        commands: Vec<serde_json::Value>,
+    }
+    let Ok(loose) = serde_json::from_slice::<Loose>(body) else {
+        return InvalidBatch::NotABatch;
+    };
+    if !(1..=MAX_BATCH_COMMANDS).contains(&loose.commands.len()) {
+        return InvalidBatch::Count;
+    }
+    loose
+        .commands
+        .iter()
+        .position(|c| <Command as serde::Deserialize>::deserialize(c).is_err())
+        .map_or(InvalidBatch::NotABatch, |index| InvalidBatch::Command {
+            index,
+            error: InvalidCommand::NotACommand,
+        })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: the one format whose text order is time order.
@@ -323,7 +394,19 @@ pub struct Salvaged {
 }
 
 pub fn salvage(body: &[u8]) -> Salvaged {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(body) else {
+    serde_json::from_slice(body).map_or_else(|_| Salvaged::default(), |v| salvage_value(&v))
+}
+
+/// The identifiers of the batch's command at `index` (the one at fault).
+pub fn salvage_batch(body: &[u8], index: usize) -> Salvaged {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("commands")?.get(index).map(salvage_value))
+        .unwrap_or_default()
+}
+
+fn salvage_value(value: &serde_json::Value) -> Salvaged {
+    let Some(map) = value.as_object() else {
         return Salvaged::default();
     };
     let field = |name: &str| {
@@ -337,6 +420,170 @@ pub fn salvage(body: &[u8]) -> Salvaged {
         event_type: field("event_type"),
         clerk_id: field("clerk_id"),
     }
+}
+
+// ---- GET /internal/users ------------------------------------------------
+
+/// Rows per page when `limit` is not given, and the most a page may ask for.
+pub const DEFAULT_ROWS_LIMIT: u32 = 100;
+pub const MAX_ROWS_LIMIT: u32 = 500;
+/// Longest cursor accepted or produced (the re-sync run persists it).
+pub const MAX_CURSOR_LEN: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    Synced,
+    Pending,
+    Failed,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Where a page of rows starts: after a row. Rows are ordered by the key
+/// (`clerk_id IS NULL`, `clerk_id`, `id`): first the rows linked to a Clerk
+/// user, by `clerk_id` (unique), then the rows with no Clerk id yet (the
+/// signups), by their own `id` (the primary key). Both keys are unique and
+/// never reused, so a row inserted while pages are read never makes the
+/// cursor skip or repeat another. On the wire it is opaque: `c:<clerk_id>`
+/// or `i:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// After the row linked to this Clerk id.
+    Linked(String),
+    /// After the unlinked row with this `id`.
+    Unlinked(String),
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Linked(clerk_id) => format!("c:{clerk_id}"),
+            Self::Unlinked(id) => format!("i:{id}"),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        if text.len() > MAX_CURSOR_LEN {
+            return None;
+        }
+        let (kind, key) = text.split_at_checked(2)?;
+        if key.is_empty() {
+            return None;
+        }
+        match kind {
+            "c:" => Some(Self::Linked(key.to_owned())),
+            "i:" => Some(Self::Unlinked(key.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /internal/users?live=true|false&sync_status=…&after=<cursor>&limit=N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsQuery {
+    /// `true`: rows linked to a Clerk user and not deleted; `false`: every
+    /// other row (deleted, or not linked yet). Absent: both.
+    pub live: Option<bool>,
+    pub sync_status: Option<SyncStatus>,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// Parses the query string (without the `?`). Every parameter at most once;
+/// an unknown one, or a value out of its range, is refused.
+pub fn parse_rows_query(query: Option<&str>) -> Result<RowsQuery, ApiError> {
+    let invalid = ApiError::InvalidQuery;
+    let mut q = RowsQuery {
+        live: None,
+        sync_status: None,
+        after: None,
+        limit: DEFAULT_ROWS_LIMIT,
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key =
+            percent_decode(key).ok_or(invalid("the query is not valid percent-encoded UTF-8"))?;
+        let value =
+            percent_decode(value).ok_or(invalid("the query is not valid percent-encoded UTF-8"))?;
+        if seen.contains(&key) {
+            return Err(invalid("a query parameter is repeated"));
+        }
+        match key.as_str() {
+            "live" => {
+                q.live = Some(match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("live must be true or false")),
+                });
+            }
+            "sync_status" => {
+                q.sync_status = Some(match value.as_str() {
+                    "synced" => SyncStatus::Synced,
+                    "pending" => SyncStatus::Pending,
+                    "failed" => SyncStatus::Failed,
+                    _ => return Err(invalid("sync_status must be synced, pending or failed")),
+                });
+            }
+            "after" => {
+                q.after = Some(
+                    Cursor::decode(&value)
+                        .ok_or(invalid("after must be a next_after this API answered"))?,
+                );
+            }
+            "limit" => {
+                q.limit = Some(value.as_str())
+                    .filter(|v| (1..=3).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|n| (1..=MAX_ROWS_LIMIT).contains(n))
+                    .ok_or(invalid("limit must be an integer from 1 to 500"))?;
+            }
+            _ => {
+                return Err(invalid(
+                    "unknown query parameter: live, sync_status, after and limit are known",
+                ))
+            }
+        }
+        seen.push(key);
+    }
+    Ok(q)
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space), strict:
+/// a broken `%` escape or bytes that are not UTF-8 are `None`.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -378,7 +625,17 @@ mod tests {
         assert_eq!(route("HEAD", HEALTH_PATH), Ok(Route::Health));
         assert_eq!(route("POST", "/"), Err(ApiError::NotFound));
         assert_eq!(route("POST", USERS_PATH), Ok(Route::CreateUser));
-        assert_eq!(route("GET", USERS_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(route("GET", USERS_PATH), Ok(Route::Users));
+        assert_eq!(route("HEAD", USERS_PATH), Ok(Route::Users));
+        assert_eq!(route("PUT", USERS_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(allowed_methods(USERS_PATH), "GET, HEAD, POST");
+        assert_eq!(route("POST", BATCH_PATH), Ok(Route::Batch));
+        assert_eq!(route("GET", BATCH_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(allowed_methods(BATCH_PATH), "POST");
+        assert_eq!(
+            route("POST", "/internal/clerk-sync/batch/"),
+            Err(ApiError::NotFound)
+        );
         assert_eq!(
             Route::User("user_secretish").name(),
             "/internal/users/:clerk_id"
@@ -550,6 +807,170 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    fn batch(commands: Vec<serde_json::Value>) -> Vec<u8> {
+        json!({"version": 1, "commands": commands})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_batch_parses_in_order() {
+        let mut second = upsert();
+        second["operation_id"] = json!("msg_2");
+        let parsed = parse_batch(&batch(vec![upsert(), second])).unwrap();
+        let ops: Vec<&str> = parsed
+            .iter()
+            .map(|c| c.command().operation_id.as_str())
+            .collect();
+        assert_eq!(ops, ["msg_1", "msg_2"]);
+        let most = vec![upsert(); MAX_BATCH_COMMANDS];
+        assert_eq!(parse_batch(&batch(most)).unwrap().len(), MAX_BATCH_COMMANDS);
+    }
+
+    #[test]
+    fn every_batch_fault_refuses_the_whole_batch() {
+        let mut bad_time = upsert();
+        bad_time["occurred_at"] = json!("yesterday");
+        let mut bad_kind = upsert();
+        bad_kind["command"] = json!("drop_table");
+        let cases: Vec<(Vec<u8>, InvalidBatch)> = vec![
+            (b"not json".to_vec(), InvalidBatch::NotABatch),
+            (b"[]".to_vec(), InvalidBatch::NotABatch),
+            (br#"{"commands":[]}"#.to_vec(), InvalidBatch::NotABatch),
+            (
+                json!({"version": 2, "commands": [upsert()]})
+                    .to_string()
+                    .into_bytes(),
+                InvalidBatch::Version,
+            ),
+            (batch(vec![]), InvalidBatch::Count),
+            (
+                batch(vec![upsert(); MAX_BATCH_COMMANDS + 1]),
+                InvalidBatch::Count,
+            ),
+            (
+                json!({"version": 1, "commands": [upsert()], "extra": true})
+                    .to_string()
+                    .into_bytes(),
+                InvalidBatch::NotABatch,
+            ),
+            (
+                json!({"version": 1, "commands": {}})
+                    .to_string()
+                    .into_bytes(),
+                InvalidBatch::NotABatch,
+            ),
+            (
+                batch(vec![upsert(), bad_time]),
+                InvalidBatch::Command {
+                    index: 1,
+                    error: InvalidCommand::Timestamp("occurred_at"),
+                },
+            ),
+            (
+                batch(vec![upsert(), upsert(), bad_kind]),
+                InvalidBatch::Command {
+                    index: 2,
+                    error: InvalidCommand::NotACommand,
+                },
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                parse_batch(&body).map(|c| c.len()),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            );
+        }
+        let e = InvalidBatch::Command {
+            index: 7,
+            error: InvalidCommand::Timestamp("occurred_at"),
+        };
+        assert!(e.to_string().starts_with("commands[7]: occurred_at"));
+    }
+
+    #[test]
+    fn a_rejected_batch_salvages_the_command_at_fault() {
+        let mut other = upsert();
+        other["operation_id"] = json!("msg_bad");
+        let body = batch(vec![upsert(), other]);
+        assert_eq!(
+            salvage_batch(&body, 1).operation_id.as_deref(),
+            Some("msg_bad")
+        );
+        assert_eq!(salvage_batch(&body, 9), Salvaged::default());
+        assert_eq!(salvage_batch(b"nope", 0), Salvaged::default());
+    }
+
+    #[test]
+    fn rows_queries() {
+        let q = parse_rows_query(None).unwrap();
+        assert_eq!(
+            q,
+            RowsQuery {
+                live: None,
+                sync_status: None,
+                after: None,
+                limit: DEFAULT_ROWS_LIMIT
+            }
+        );
+        let q = parse_rows_query(Some("live=true&limit=7&after=c%3Auser%5F1")).unwrap();
+        assert_eq!(
+            (q.live, q.limit, q.after),
+            (Some(true), 7, Some(Cursor::Linked("user_1".into())))
+        );
+        let q =
+            parse_rows_query(Some("sync_status=pending&live=false&after=i:a+b&limit=500")).unwrap();
+        assert_eq!(
+            (q.live, q.sync_status, q.after),
+            (
+                Some(false),
+                Some(SyncStatus::Pending),
+                Some(Cursor::Unlinked("a b".into()))
+            )
+        );
+        for bad in [
+            "limit=0",
+            "limit=501",
+            "limit=",
+            "limit=+5",
+            "limit=0005",
+            "limit=abc",
+            "live=yes",
+            "live=",
+            "sync_status=lost",
+            "sync_status=Failed",
+            "after=",
+            "after=user_1",
+            "after=c:",
+            "after=x:user_1",
+            "after=c%3",
+            "after=c:%FF",
+            "limit=5&limit=5",
+            "offset=3",
+            "live",
+        ] {
+            assert!(
+                matches!(parse_rows_query(Some(bad)), Err(ApiError::InvalidQuery(_))),
+                "{bad}"
+            );
+        }
+        let long = format!("after=c:{}", "u".repeat(MAX_CURSOR_LEN));
+        assert!(parse_rows_query(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        for c in [
+            Cursor::Linked("user_1".into()),
+            Cursor::Unlinked("app_1".into()),
+        ] {
+            assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        }
+        assert_eq!(Cursor::decode("é"), None);
     }
 
     #[test]

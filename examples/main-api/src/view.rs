@@ -1,11 +1,12 @@
 //! Rows as the database returns them, and every answer the API sends.
 
+use clerk_sync_contract::batch::{BatchResponse, CommandResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 use crate::error::ApiError;
 use crate::plan::Outcome;
-use crate::request::{allowed_methods, ValidCommand};
+use crate::request::{allowed_methods, Cursor, ValidCommand};
 
 /// A `users` row, as `plan::USER_ROW` selects it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,48 @@ pub struct UserRow {
     /// `email`); `null` for a row the sync created for a Clerk user.
     #[serde(default)]
     pub link_by: Option<String>,
+}
+
+/// A row of `GET /internal/users`, as `plan::rows` selects it. What a
+/// re-sync run reads (`clerk_sync_resync::main_api::Row`), plus the row's
+/// own `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedRow {
+    pub id: String,
+    pub clerk_id: Option<String>,
+    pub email: Option<String>,
+    /// The id a Clerk user must carry as its `external_id` to claim the row
+    /// (an `external_id` signup's own id), else `null`.
+    pub external_id: Option<String>,
+    pub sync_status: String,
+    pub sync_error: Option<String>,
+    pub last_sync_attempt: Option<String>,
+    #[serde(deserialize_with = "bool_or_int")]
+    pub deleted: bool,
+}
+
+impl ListedRow {
+    /// The cursor of the page that starts after this row.
+    pub fn cursor(&self) -> Cursor {
+        match &self.clerk_id {
+            Some(clerk_id) => Cursor::Linked(clerk_id.clone()),
+            None => Cursor::Unlinked(self.id.clone()),
+        }
+    }
+}
+
+/// SQLite (and D1) give a boolean expression as 0 or 1.
+fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(n) => n != 0,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +126,29 @@ impl Reply {
                 "command": cmd.command.as_str(),
                 "clerk_id": cmd.clerk_id,
                 "outcome": outcome.as_str(),
+            }),
+        )
+    }
+
+    /// `POST /internal/clerk-sync/batch`: 200 and one result per command,
+    /// in order (the contract's `BatchResponse`).
+    pub fn batch(results: Vec<CommandResult>) -> Self {
+        let body = BatchResponse { ok: true, results };
+        Self {
+            status: 200,
+            body: serde_json::to_string(&body).expect("a BatchResponse always serializes"),
+            allow: None,
+        }
+    }
+
+    /// `GET /internal/users`: a page of rows and the cursor of the next.
+    pub fn rows(users: &[ListedRow], next_after: Option<&Cursor>) -> Self {
+        Self::json(
+            200,
+            json!({
+                "ok": true,
+                "users": users,
+                "next_after": next_after.map(Cursor::encode),
             }),
         )
     }
@@ -162,6 +228,27 @@ pub fn outcome_of(results: &[Vec<Json>]) -> Result<Outcome, ApiError> {
     serde_json::from_value(row["outcome"].clone()).map_err(|_| ApiError::Database)
 }
 
+/// A page of `limit` rows from the results of `plan::rows` (each statement
+/// read one row past the page, in the page's order), and the cursor after
+/// its last row when more follow.
+pub fn rows_page(
+    results: &[Vec<Json>],
+    limit: usize,
+) -> Result<(Vec<ListedRow>, Option<Cursor>), ApiError> {
+    let mut rows = results
+        .iter()
+        .flatten()
+        .take(limit + 1)
+        .map(|r| serde_json::from_value::<ListedRow>(r.clone()).map_err(|_| ApiError::Database))
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.len() <= limit {
+        return Ok((rows, None));
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(ListedRow::cursor);
+    Ok((rows, next))
+}
+
 /// The first row of one statement's results, typed.
 pub fn first_row<T: for<'de> Deserialize<'de>>(rows: &[Json]) -> Result<Option<T>, ApiError> {
     rows.first()
@@ -199,6 +286,32 @@ mod tests {
         let v: Json = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["deleted"], true);
         assert_eq!(v["user"], Json::Null);
+    }
+
+    #[test]
+    fn a_page_keeps_limit_rows_and_the_cursor_after_the_last() {
+        let row = |id: &str, clerk_id: Option<&str>| {
+            json!({"id": id, "clerk_id": clerk_id, "email": null, "external_id": null,
+                   "sync_status": "pending", "sync_error": null, "last_sync_attempt": null,
+                   "deleted": 0})
+        };
+        let results = vec![
+            vec![row("r1", Some("user_1")), row("r2", Some("user_2"))],
+            vec![row("app_1", None), row("app_2", None)],
+        ];
+        let (rows, next) = rows_page(&results, 3).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(next, Some(Cursor::Unlinked("app_1".into())));
+        let (_, next) = rows_page(&results, 2).unwrap();
+        assert_eq!(next, Some(Cursor::Linked("user_2".into())));
+        let (rows, next) = rows_page(&results, 4).unwrap();
+        assert_eq!((rows.len(), next), (4, None));
+        assert!(!rows[0].deleted);
+        let body: Json = serde_json::from_str(&Reply::rows(&rows, None).body).unwrap();
+        assert_eq!(body["users"][0]["deleted"], false);
+        assert_eq!(body["next_after"], Json::Null);
+        let bad = vec![vec![json!({"id": 1})]];
+        assert_eq!(rows_page(&bad, 3), Err(ApiError::Database));
     }
 
     #[test]

@@ -131,10 +131,10 @@ const EMAILS: [&str; 4] = ["a@x.com", "b@x.com", "c@x.com", "d@x.com"];
 
 /// A signup of the simulated application.
 #[derive(Debug, Clone)]
-struct Signup {
-    id: String,
-    email: &'static str,
-    link_by: &'static str,
+pub(crate) struct Signup {
+    pub(crate) id: String,
+    pub(crate) email: &'static str,
+    pub(crate) link_by: &'static str,
 }
 
 /// A Clerk user as the simulation goes.
@@ -145,15 +145,15 @@ struct Simulated {
 
 /// A Clerk history: the signups the application made first, and every
 /// command Clerk's events map to, in Clerk's order.
-struct History {
-    signups: Vec<Signup>,
-    commands: Vec<Command>,
+pub(crate) struct History {
+    pub(crate) signups: Vec<Signup>,
+    pub(crate) commands: Vec<Command>,
 }
 
 /// The history of 1–3 signups and 1–4 Clerk users, 3–10 events. Clerk's
 /// rules hold: no two live users share an address at any time, versions
 /// grow, a deleted user sends nothing more.
-fn history(rng: &mut fastrand::Rng, n: u64) -> History {
+pub(crate) fn history(rng: &mut fastrand::Rng, n: u64) -> History {
     let mut free: Vec<&'static str> = EMAILS.to_vec();
     rng.shuffle(&mut free);
     let signups: Vec<Signup> = (0..1 + rng.usize(..3))
@@ -474,7 +474,7 @@ fn check_rules(history: &History, d: &Delivered, ctx: &str) {
 }
 
 /// Each command 1–3 times, shuffled.
-fn with_repeats(rng: &mut fastrand::Rng, commands: &[Command]) -> Vec<Command> {
+pub(crate) fn with_repeats(rng: &mut fastrand::Rng, commands: &[Command]) -> Vec<Command> {
     let mut out = Vec::new();
     for c in commands {
         for _ in 0..1 + rng.usize(..3) {

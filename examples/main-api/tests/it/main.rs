@@ -4,10 +4,12 @@
 //! behind the built relay in workerd (`through_relay`).
 
 mod apply;
+mod batch;
 mod convergence;
 mod linking;
 mod linking_d1;
 mod migration;
 mod plans;
+mod rows;
 mod sqlite;
 mod through_relay;

@@ -41,6 +41,8 @@ thread_local! {
 /// What a batch does instead of answering normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// Answers normally: holds a place in the queue of faults.
+    Pass,
     /// Fails before anything is written: D1 unavailable.
     Before,
     /// Commits, then answers with an error: the answer was lost.
@@ -262,8 +264,54 @@ impl Api {
     }
 
     fn answer(result: Result<Reply, clerk_sync_main_api::error::ApiError>) -> (u16, Json) {
+        let (status, body) = Self::answer_raw(result);
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    /// The status and the body's bytes, as the Worker sends them.
+    fn answer_raw(result: Result<Reply, clerk_sync_main_api::error::ApiError>) -> (u16, String) {
         let reply = result.unwrap_or_else(|e| Reply::error(&e, "/"));
-        (reply.status, serde_json::from_str(&reply.body).unwrap())
+        (reply.status, reply.body)
+    }
+
+    /// `POST /internal/clerk-sync/batch` with these bytes (or the glue's
+    /// error reading them), at the API's clock (which ticks): the status
+    /// and the body as sent.
+    pub fn batch_raw(
+        &self,
+        body: Result<&[u8], clerk_sync_main_api::error::ApiError>,
+    ) -> (u16, String) {
+        self.clock.set(self.clock.get() + 1);
+        let mut log = RequestLog::new("POST", "/internal/clerk-sync/batch");
+        let result = block_on(service::sync_batch(
+            &self.db,
+            body,
+            self.clock.get(),
+            &mut log,
+        ));
+        *self.last_log.borrow_mut() = Some(log);
+        Self::answer_raw(result)
+    }
+
+    pub fn batch_bytes(&self, body: &[u8]) -> (u16, Json) {
+        let (status, body) = self.batch_raw(Ok(body));
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    /// The contract's batch of these commands.
+    pub fn send_batch(&self, commands: &[Command]) -> (u16, Json) {
+        let batch = clerk_sync_contract::batch::BatchRequest::new(commands.to_vec());
+        self.batch_bytes(&batch.to_json())
+    }
+
+    /// `GET /internal/users?<query>`: the status and the body as sent.
+    pub fn rows_raw(&self, query: Option<&str>) -> (u16, String) {
+        Self::answer_raw(block_on(service::users(&self.db, query)))
+    }
+
+    pub fn rows(&self, query: &str) -> (u16, Json) {
+        let (status, body) = self.rows_raw(Some(query));
+        (status, serde_json::from_str(&body).unwrap())
     }
 
     pub fn send_bytes(&self, body: &[u8]) -> (u16, Json) {
