@@ -9,6 +9,13 @@
 //!   4. if it failed         (plan::after_failure)     409 already_applied         + audit 'duplicate'
 //!                                                     200 if it had committed after all
 //!                                                     422 cannot_apply / 500      + row 'failed', audit
+//! POST /internal/clerk-sync/batch  1–500 commands (service::sync_batch): 400 invalid_batch
+//!                                 applies nothing; else in order, in one D1 batch (plan::apply_all),
+//!                                 200 {"ok":true,"results":[{operation_id, outcome, error}, …]};
+//!                                 500 database_error: the caller sends the batch again
+//! GET  /internal/users?live=&sync_status=&after=&limit=
+//!                                 keyset pages of rows (plan::rows), signups without a Clerk id
+//!                                 included, and the opaque cursor of the next page
 //! GET  /internal/users/:clerk_id  the row, its sync columns, deleted or not, its audit trail
 //! GET  /internal/sync/status      counts by sync_status, latest failures, last applied operation
 //! POST /internal/users            the application's signup: a 'pending' row, claimed by the rule
