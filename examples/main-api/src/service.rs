@@ -127,9 +127,9 @@ fn read_outcome(results: &[Vec<Json>], at: usize) -> Option<plan::Outcome> {
     serde_json::from_value(row["outcome"].clone()).ok()
 }
 
-/// How many times the commands of a batch are planned as one transaction
-/// again after some operation ids turned out to be applied meanwhile
-/// (each time without them), before they are applied one by one.
+/// How many times in all the commands of a batch are tried as one
+/// transaction while operation ids turn out to be applied meanwhile (each
+/// time planned again without them), before they are applied one by one.
 const ALL_AT_ONCE_TRIES: u32 = 3;
 
 /// `POST /internal/clerk-sync/batch`: 1–500 commands applied in order, with
@@ -185,7 +185,7 @@ async fn apply_batch<D: Database>(
     counts: &mut BatchLog,
 ) -> Result<Vec<CommandResult>, ApiError> {
     let mut applied = HashSet::new();
-    for _ in 0..ALL_AT_ONCE_TRIES {
+    for attempt in 1..=ALL_AT_ONCE_TRIES {
         let plan = plan::apply_all(commands, &applied, now);
         counts.d1_batches += 1;
         let text = match db.batch(&plan.batch).await {
@@ -195,7 +195,7 @@ async fn apply_batch<D: Database>(
         match classify_db_error(&text) {
             // An operation id was applied before (the batch sent again, or
             // a command also delivered alone): plan again without them.
-            DbFailure::DuplicateOperation => {
+            DbFailure::DuplicateOperation if attempt < ALL_AT_ONCE_TRIES => {
                 counts.d1_batches += 1;
                 let read = db
                     .batch(&plan::applied_among(commands))
@@ -207,6 +207,8 @@ async fn apply_batch<D: Database>(
                     .filter_map(|r| r["operation_id"].as_str().map(str::to_owned))
                     .collect();
             }
+            // Other requests keep applying these ids: one by one, then.
+            DbFailure::DuplicateOperation => break,
             // A constraint refused one command (one the schema of your own
             // adds): apply them one by one, to refuse that one alone.
             DbFailure::Constraint(_) => break,
@@ -306,10 +308,13 @@ fn batch_outcome(o: plan::Outcome) -> BatchOutcome {
 /// of the next page (`null` on the last). One D1 batch of one or two reads.
 pub async fn users<D: Database>(db: &D, query: Option<&str>) -> Result<Reply, ApiError> {
     let q = parse_rows_query(query)?;
-    let results = db
-        .batch(&plan::rows(&q))
-        .await
-        .map_err(|_| ApiError::Database)?;
+    let batch = plan::rows(&q);
+    // Live rows after a cursor among the rows with no Clerk id: none.
+    let results = if batch.statements.is_empty() {
+        Vec::new()
+    } else {
+        db.batch(&batch).await.map_err(|_| ApiError::Database)?
+    };
     let (rows, next) = rows_page(&results, q.limit as usize)?;
     Ok(Reply::rows(&rows, next.as_ref()))
 }

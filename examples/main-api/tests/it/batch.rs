@@ -563,3 +563,74 @@ fn the_resync_run_reads_what_the_batch_answers() {
     assert_eq!(results[5].error.as_deref(), Some("cannot_apply"));
     assert!(results[..5].iter().all(|r| r.error.is_none()));
 }
+
+/// The database as another request sees it: before some of the API's D1
+/// batches, a command is delivered alone (the relay, racing the batch).
+struct Racing<'a> {
+    api: &'a Api,
+    before: std::cell::RefCell<std::collections::VecDeque<Option<Command>>>,
+}
+
+impl clerk_sync_main_api::service::Database for Racing<'_> {
+    async fn batch(
+        &self,
+        batch: &clerk_sync_main_api::plan::Batch,
+    ) -> Result<Vec<Vec<Json>>, String> {
+        let next = self.before.borrow_mut().pop_front().flatten();
+        if let Some(c) = next {
+            assert_eq!(self.api.send(&c).0, 200);
+        }
+        self.api.db.batch(batch).await
+    }
+}
+
+#[test]
+fn ids_applied_while_the_batch_is_planned_again_come_back_duplicate() {
+    let api = Api::new();
+    let commands = [
+        upsert("m1", "user_a", record(Some("a@x.com"), T1)),
+        upsert("m2", "user_b", record(Some("b@x.com"), T1)),
+        upsert("m3", "user_c", record(Some("c@x.com"), T1)),
+    ];
+    // m1 before the transaction, m2 after the read of the applied ids,
+    // m3 after the second read: the third try fails too, and the commands
+    // are applied one by one.
+    let racing = Racing {
+        api: &api,
+        before: std::cell::RefCell::new(
+            [
+                Some(&commands[0]),
+                None,
+                Some(&commands[1]),
+                None,
+                Some(&commands[2]),
+            ]
+            .into_iter()
+            .map(|c| c.cloned())
+            .collect(),
+        ),
+    };
+    let body = BatchRequest::new(commands.to_vec()).to_json();
+    let mut log = clerk_sync_main_api::log::RequestLog::new("POST", BATCH_PATH);
+    let reply = block_on(service::sync_batch(
+        &racing,
+        Ok(&body),
+        START_MS + 10,
+        &mut log,
+    ))
+    .unwrap();
+    let answer: Json = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        outcomes(&answer),
+        pairs(&[
+            ("m1", "duplicate"),
+            ("m2", "duplicate"),
+            ("m3", "duplicate")
+        ])
+    );
+    let counts = log.batch.unwrap();
+    assert!(counts.one_by_one);
+    // Three tries and two reads, then each command and its audit row.
+    assert_eq!(counts.d1_batches, 11);
+    assert_eq!(api.user("user_c").1["sync_status"], "synced");
+}

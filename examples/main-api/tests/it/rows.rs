@@ -333,6 +333,15 @@ fn the_first_page_has_a_hundred_rows_by_default_and_bad_queries_are_refused() {
     assert_eq!(body["next_after"], "c:user_099");
     let (s, body) = api.rows_raw(None);
     assert_eq!(s, 200, "{body}");
+    // A cursor among the rows with no Clerk id, asking for live rows only
+    // (which all have one): an empty last page, without asking D1.
+    api.db.faults.borrow_mut().push_back(Fault::Before);
+    let (s, body) = api.rows("live=true&after=i:app_e1");
+    assert_eq!(
+        (s, &body["users"], &body["next_after"]),
+        (200, &json!([]), &Json::Null)
+    );
+    api.db.faults.borrow_mut().clear();
     for bad in [
         "limit=0",
         "limit=501",
