@@ -450,9 +450,9 @@ impl SyncStatus {
 /// Where a page of rows starts: after a row. Rows are ordered by the key
 /// (`clerk_id IS NULL`, `clerk_id`, `id`): first the rows linked to a Clerk
 /// user, by `clerk_id` (unique), then the rows with no Clerk id yet (the
-/// signups), by their own `id` (the primary key). Both keys are unique and
-/// never reused, so a row inserted while pages are read never makes the
-/// cursor skip or repeat another. On the wire it is opaque: `c:<clerk_id>`
+/// signups), by their own `id` (the primary key). Both keys are unique, so
+/// a row inserted while pages are read never makes the cursor skip or
+/// repeat another. On the wire it is opaque: `c:<clerk_id>`
 /// or `i:<id>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
