@@ -6,6 +6,7 @@
 mod apply;
 mod batch;
 mod convergence;
+mod endpoints_d1;
 mod linking;
 mod linking_d1;
 mod migration;
