@@ -155,6 +155,24 @@ fn rough_api(rng: &mut fastrand::Rng) -> ApiFaults {
     }
 }
 
+/// The run completed, never exceeded its Clerk rate limit, and counted every
+/// command it sent exactly once.
+fn assert_completed_within_limits(
+    world: &World,
+    ran: &crate::sim::Ran,
+    config: &RunConfig,
+    seed: u64,
+) {
+    assert_eq!(
+        ran.run.state(),
+        RunState::Completed,
+        "seed {seed}: {:?}",
+        ran.run.status()
+    );
+    world.assert_rate_limit(config.rate_limit_per_10s);
+    assert_counts_add_up(&ran.run);
+}
+
 fn assert_counts_add_up(run: &Run) {
     let c = run.counters();
     assert_eq!(
@@ -268,15 +286,8 @@ fn changes_in_clerk_mid_run_still_converge() {
         };
         let r = run(&format!("mid{seed}"), Scope::All, config.clone(), world.now);
         let ran = world.drive(r, &chaos, MAX_STEPS);
-        assert_eq!(
-            ran.run.state(),
-            RunState::Completed,
-            "seed {seed}: {:?}",
-            ran.run.status()
-        );
+        assert_completed_within_limits(&world, &ran, &config, seed);
         world.assert_converged();
-        world.assert_rate_limit(config.rate_limit_per_10s);
-        assert_counts_add_up(&ran.run);
     }
 }
 
@@ -373,19 +384,12 @@ fn users_scope_upserts_what_clerk_has_and_deletes_the_rest() {
             &chaos,
             MAX_STEPS,
         );
-        assert_eq!(
-            ran.run.state(),
-            RunState::Completed,
-            "seed {seed}: {:?}",
-            ran.run.status()
-        );
-        world.assert_rate_limit(config.rate_limit_per_10s);
+        assert_completed_within_limits(&world, &ran, &config, seed);
         assert!(
             world.api.violations.is_empty(),
             "{:?}",
             world.api.violations
         );
-        assert_counts_add_up(&ran.run);
         for id in &ids {
             match world.clerk.get(id) {
                 Some(u) if !u.bad_time => {
@@ -442,19 +446,12 @@ fn failed_and_pending_scopes_heal_what_clerk_knows() {
                 &chaos,
                 MAX_STEPS,
             );
-            assert_eq!(
-                ran.run.state(),
-                RunState::Completed,
-                "seed {seed}: {:?}",
-                ran.run.status()
-            );
-            world.assert_rate_limit(config.rate_limit_per_10s);
+            assert_completed_within_limits(&world, &ran, &config, seed);
             assert!(
                 world.api.violations.is_empty(),
                 "{:?}",
                 world.api.violations
             );
-            assert_counts_add_up(&ran.run);
             let c = ran.run.counters();
             assert_eq!(c.deletes_sent, 0);
             // Rows listed by the pages done. A page redone after a restart
