@@ -13,6 +13,7 @@ pub mod clerk;
 pub mod command;
 pub mod secret;
 pub mod time;
+pub mod url;
 
 pub use batch::{BatchRequest, BatchResponse, CommandResult, Outcome};
 pub use command::{Command, CommandKind, ContractError, Provenance, UserRecord, CONTRACT_VERSION};
