@@ -4,6 +4,9 @@
 # anything, a setting that only makes sense on a developer's machine:
 #
 #   npm run deploy                       the relay; needs API_URL=https://… (not loopback)
+#   npm run deploy -- --resync           the re-sync Worker (workers/resync); needs API_URL
+#                                        like the relay; deploy it before the relay, whose
+#                                        RESYNC service binding names it
 #   npm run deploy -- --main-api         the reference main API; needs the real D1
 #                                        database_id in examples/main-api/wrangler.toml
 #   … -- --dry-run --outdir DIR          build and check only (wrangler's own flags pass through)
@@ -17,6 +20,7 @@ args=()
 for arg in "$@"; do
   case "$arg" in
     --main-api) target=main-api ;;
+    --resync) target=resync ;;
     *) args+=("$arg") ;;
   esac
 done
@@ -30,7 +34,7 @@ is_loopback_host() {
   esac
 }
 
-if [ "$target" = relay ]; then
+if [ "$target" = relay ] || [ "$target" = resync ]; then
   [ -n "${API_URL:-}" ] || fail "API_URL is not set: API_URL=https://api.example.com npm run deploy"
   case "$API_URL" in
     https://*) ;;
@@ -45,6 +49,7 @@ if [ "$target" = relay ]; then
   esac
   is_loopback_host "$host" && fail "API_URL names a loopback host; set it to the deployed main API"
   source scripts/tools.sh
+  [ "$target" = resync ] && cd workers/resync
   exec "$ROOT/node_modules/.bin/wrangler" deploy --env production --var "API_URL:$API_URL" "${args[@]}"
 else
   config=examples/main-api/wrangler.toml

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The README's run command (`npm ci && npm run dev`): the relay on
-# 127.0.0.1:8788 and the reference main API (examples/main-api, D1) on
-# 127.0.0.1:8787, each a `wrangler dev` with its own inspector port (9230,
-# 9231). Installs what is missing, creates the dev `.dev.vars` files from
-# their examples, applies the local D1 migrations, then runs both until
-# Ctrl-C or until either one exits, and stops both.
+# 127.0.0.1:8788 with the re-sync Worker (workers/resync) in the same
+# `wrangler dev` process, the reference main API (examples/main-api, D1) on
+# 127.0.0.1:8787, each `wrangler dev` with its own inspector port (9230,
+# 9231), and the stand-in Clerk Backend API (standins/clerk-api) on
+# 127.0.0.1:8790 with DEV_CLERK_USERS users (default 1200) to re-sync from.
+# Installs what is missing, creates the dev `.dev.vars` files from their
+# examples, applies the local D1 migrations, then runs all until Ctrl-C or
+# until one exits, and stops all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,6 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # port stops everything at once, naming the port and who needs it.
 busy=
 for entry in "8787:the main API (examples/main-api)" "8788:the relay" \
+  "8790:the stand-in Clerk API (standins/clerk-api)" \
   "9230:the relay's wrangler inspector" "9231:the main API's wrangler inspector"; do
   port=${entry%%:*}
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -27,7 +31,7 @@ ensure_tools
 WRANGLER="$ROOT/node_modules/.bin/wrangler"
 API_DIR=examples/main-api
 
-for vars in .dev.vars "$API_DIR/.dev.vars"; do
+for vars in .dev.vars "$API_DIR/.dev.vars" workers/resync/.dev.vars; do
   if [ ! -f "$vars" ]; then
     cp "$vars.example" "$vars"
     echo "dev: created $vars from $vars.example (local secrets only)"
@@ -45,8 +49,8 @@ set -m
 pids=()
 serve() {
   local name=$1 dir=$2
-  (cd "$dir" && exec "$WRANGLER" dev --show-interactive-dev-session=false </dev/null 2>&1 |
-    sed -u "s/^/[$name] /") &
+  shift 2
+  (cd "$dir" && exec "$@" </dev/null 2>&1 | sed -u "s/^/[$name] /") &
   pids+=("$!")
 }
 
@@ -56,7 +60,7 @@ stop() {
   stopping=1
   trap - INT TERM
   echo
-  echo "dev: stopping the relay and the API"
+  echo "dev: stopping the relay, the API and the stand-in Clerk API"
   local pid
   for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
   for _ in $(seq 1 50); do
@@ -73,8 +77,12 @@ trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
-serve api "$API_DIR"
-serve relay .
+serve clerk . node standins/clerk-api/server.mjs --port 8790 --users "${DEV_CLERK_USERS:-1200}"
+serve api "$API_DIR" "$WRANGLER" dev --show-interactive-dev-session=false
+# The re-sync Worker runs in the relay's process: the relay's RESYNC service
+# binding reaches it there, and its Durable Object's alarms run there.
+serve relay . "$WRANGLER" dev --show-interactive-dev-session=false \
+  -c wrangler.toml -c workers/resync/wrangler.toml
 
 ready() {
   if command -v curl >/dev/null; then
@@ -85,15 +93,18 @@ ready() {
 }
 (
   for _ in $(seq 1 1200); do
-    if ready 8787 && ready 8788; then
+    if ready 8787 && ready 8788 && (exec 3<>/dev/tcp/127.0.0.1/8790) 2>/dev/null; then
       cat <<'EOF'
 
-dev: both are up.
+dev: all are up.
   relay     http://127.0.0.1:8788/webhook?secret=test-webhook-secret
   main API  http://127.0.0.1:8787/internal/clerk-sync  (D1: examples/main-api/.wrangler)
+  Clerk     http://127.0.0.1:8790  (stand-in, key sk_test_standin)
   signed delivery:    npm run send -- user.created
   read the row back:  curl -H 'Authorization: Bearer test-api-secret' http://127.0.0.1:8787/internal/users/user_29w83sxmDNGwOuEthce5gg56FcC
-  Ctrl-C stops both.
+  bulk re-sync:       curl -X POST -H 'Authorization: Bearer test-admin-secret' http://127.0.0.1:8788/admin/resync
+  its progress:       curl -H 'Authorization: Bearer test-admin-secret' http://127.0.0.1:8788/admin/resync
+  Ctrl-C stops all.
 
 EOF
       # The signed sender is a cargo example; compile it now, once both

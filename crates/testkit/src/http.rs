@@ -29,7 +29,13 @@ fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> ureq::Respo
 /// A POST with these headers: the status and the body as JSON (`Null` when
 /// it is not JSON).
 pub fn post(url: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Json) {
-    let mut req = agent().post(url);
+    request("POST", url, headers, body)
+}
+
+/// Any method with a body: the status and the body as JSON (`Null` when it
+/// is not JSON).
+pub fn request(method: &str, url: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Json) {
+    let mut req = agent().request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
     }

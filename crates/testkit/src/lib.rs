@@ -12,6 +12,9 @@
 //! - [`standin`]: a recording stand-in for the main API that can be told how
 //!   to answer;
 //! - [`relay`]: the relay's dev settings as the suites use them;
+//! - [`clerk`]: the stand-in Clerk Backend API (node) and its control surface;
+//! - [`stack`]: `wrangler dev` servers: the main API on D1, and the relay
+//!   with the re-sync Worker in one process;
 //! - [`ports`], [`tempdir`], [`wait_until`].
 //!
 //! It never depends on the `clerk-sync` crate: the relay's own tests depend
@@ -22,10 +25,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod clerk;
 pub mod http;
 pub mod ports;
 pub mod process;
 pub mod relay;
+pub mod stack;
 pub mod standin;
 pub mod svix;
 pub mod tempdir;
@@ -33,9 +38,10 @@ pub mod workerd;
 
 /// What a suite usually needs, in one `use`.
 pub mod prelude {
+    pub use crate::clerk::{ClerkStandIn, STANDIN_SECRET_KEY};
     pub use crate::http::{
         chunk, get, get_with, post, raw_request, raw_request_half_closed, raw_request_streaming,
-        try_get_status, RawResponse,
+        request, try_get_status, RawResponse,
     };
     pub use crate::ports::{free_port, wait_for_port};
     pub use crate::process::{cpu_ticks, rss_kib, Process};
@@ -43,6 +49,7 @@ pub mod prelude {
         relay_bindings, svix_headers, with_binding, DEV_API_SECRET, DEV_QUERY_SECRET,
         DEV_SIGNING_SECRET,
     };
+    pub use crate::stack::{MainApiDev, RelayDev, RelayDevOptions, DEV_ADMIN_SECRET};
     pub use crate::standin::{Behaviour, Recorded, StandIn, REDIRECT_TARGET};
     pub use crate::tempdir::TempDir;
     pub use crate::workerd::Workerd;

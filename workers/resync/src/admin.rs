@@ -182,7 +182,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, AdminError> {
 
 /// `Authorization: Bearer <ADMIN_SECRET>`, compared in constant time. No
 /// secret configured: the route is unusable (503), never open.
-pub fn authorize(secret: Option<&SecretString>, authorization: Option<&str>) -> Result<(), AdminError> {
+pub fn authorize(
+    secret: Option<&SecretString>,
+    authorization: Option<&str>,
+) -> Result<(), AdminError> {
     let Some(secret) = secret else {
         return Err(AdminError::Unconfigured(vec![crate::config::ADMIN_SECRET]));
     };
@@ -224,7 +227,10 @@ mod tests {
         assert_eq!(route("POST", "/admin/resync"), Ok(Route::Start));
         assert_eq!(route("GET", "/admin/resync"), Ok(Route::Latest));
         assert_eq!(route("GET", "/admin/resync/runs"), Ok(Route::History));
-        assert_eq!(route("GET", "/admin/resync/rs_1_ab"), Ok(Route::Get(id("rs_1_ab"))));
+        assert_eq!(
+            route("GET", "/admin/resync/rs_1_ab"),
+            Ok(Route::Get(id("rs_1_ab")))
+        );
         assert_eq!(
             route("POST", "/admin/resync/rs_1_ab/cancel"),
             Ok(Route::Cancel(id("rs_1_ab")))
@@ -244,12 +250,21 @@ mod tests {
             route("GET", "/admin/resync/rs_1/cancel"),
             Err(AdminError::MethodNotAllowed("POST"))
         );
-        assert_eq!(route("POST", "/admin/resync/rs_1"), Err(AdminError::MethodNotAllowed("GET")));
+        assert_eq!(
+            route("POST", "/admin/resync/rs_1"),
+            Err(AdminError::MethodNotAllowed("GET"))
+        );
         assert_eq!(route("GET", "/admin/other"), Err(AdminError::NotFound));
         assert_eq!(route("GET", "/admin/resyncx"), Err(AdminError::NotFound));
-        assert_eq!(route("GET", "/admin/resync/a%2Fb"), Err(AdminError::RunNotFound));
+        assert_eq!(
+            route("GET", "/admin/resync/a%2Fb"),
+            Err(AdminError::RunNotFound)
+        );
         assert_eq!(route("GET", "/admin/resync/"), Err(AdminError::RunNotFound));
-        assert_eq!(route("GET", "/admin/resync/x/y"), Err(AdminError::RunNotFound));
+        assert_eq!(
+            route("GET", "/admin/resync/x/y"),
+            Err(AdminError::RunNotFound)
+        );
         let reply = Reply::error(&AdminError::MethodNotAllowed("POST"));
         assert_eq!((reply.status, reply.allow), (405, Some("POST")));
     }
@@ -257,9 +272,23 @@ mod tests {
     #[test]
     fn the_bearer() {
         let s = SecretString::new("test-admin-secret");
-        assert_eq!(authorize(Some(&s), Some("Bearer test-admin-secret")), Ok(()));
-        for bad in [None, Some(""), Some("Bearer"), Some("Bearer test-admin-secreT"), Some("test-admin-secret"), Some("bearer test-admin-secret")] {
-            assert_eq!(authorize(Some(&s), bad), Err(AdminError::Unauthorized), "{bad:?}");
+        assert_eq!(
+            authorize(Some(&s), Some("Bearer test-admin-secret")),
+            Ok(())
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer test-admin-secreT"),
+            Some("test-admin-secret"),
+            Some("bearer test-admin-secret"),
+        ] {
+            assert_eq!(
+                authorize(Some(&s), bad),
+                Err(AdminError::Unauthorized),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             authorize(None, Some("Bearer test-admin-secret")).map_err(|e| e.code()),
@@ -300,9 +329,15 @@ mod tests {
 
     #[test]
     fn cron_bodies() {
-        assert_eq!(parse_cron(br#"{"cron":"0 3 * * *"}"#), Ok("0 3 * * *".into()));
+        assert_eq!(
+            parse_cron(br#"{"cron":"0 3 * * *"}"#),
+            Ok("0 3 * * *".into())
+        );
         assert_eq!(parse_cron(b"{}"), Err(AdminError::BadCron));
-        assert_eq!(parse_cron(br#"{"cron":"x","y":1}"#), Err(AdminError::BadCron));
+        assert_eq!(
+            parse_cron(br#"{"cron":"x","y":1}"#),
+            Err(AdminError::BadCron)
+        );
         assert_eq!(parse_cron(&[b' '; 2000]), Err(AdminError::PayloadTooLarge));
     }
 }

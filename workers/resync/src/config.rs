@@ -89,7 +89,13 @@ impl ResyncConfig {
         let failed_cron = get(RESYNC_FAILED_CRON).unwrap_or_else(|| DEFAULT_FAILED_CRON.into());
         debug_assert!(run.rate_limit() <= MAX_RATE_LIMIT_PER_10S);
 
-        match (admin_secret, clerk_secret_key, api_secret, clerk_api_url, api_url) {
+        match (
+            admin_secret,
+            clerk_secret_key,
+            api_secret,
+            clerk_api_url,
+            api_url,
+        ) {
             (Some(admin), Some(clerk), Some(api), Some(clerk_url), Some(api_url))
                 if problems.is_empty() =>
             {
@@ -154,7 +160,10 @@ mod tests {
         assert_eq!(c.request_timeout_ms, DEFAULT_REQUEST_TIMEOUT_MS);
         let mut no_url = dev();
         no_url.remove(CLERK_API_URL);
-        assert_eq!(read(&no_url).unwrap().clerk_api_url, "https://api.clerk.com");
+        assert_eq!(
+            read(&no_url).unwrap().clerk_api_url,
+            "https://api.clerk.com"
+        );
     }
 
     #[test]
@@ -200,7 +209,9 @@ mod tests {
 
     #[test]
     fn the_admin_bearer_alone() {
-        assert!(admin_secret(|n| (n == ADMIN_SECRET).then(|| "test-admin-secret".into())).is_some());
+        assert!(
+            admin_secret(|n| (n == ADMIN_SECRET).then(|| "test-admin-secret".into())).is_some()
+        );
         assert!(admin_secret(|n| (n == ADMIN_SECRET).then(|| "short".into())).is_none());
         assert!(admin_secret(|_| None).is_none());
     }

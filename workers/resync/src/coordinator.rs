@@ -51,7 +51,10 @@ impl Coordinator {
 
     /// The running run's id.
     pub fn running(&self) -> Option<&RunId> {
-        self.run.as_ref().filter(|r| r.is_running()).map(Run::run_id)
+        self.run
+            .as_ref()
+            .filter(|r| r.is_running())
+            .map(Run::run_id)
     }
 
     /// Starts a run, unless one is running (409 with its id).

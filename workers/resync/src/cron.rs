@@ -53,9 +53,15 @@ mod tests {
 
     #[test]
     fn which_run_a_cron_starts() {
-        assert_eq!(decide("0 3 * * *", FAILED, false), CronStep::Start(Scope::All));
+        assert_eq!(
+            decide("0 3 * * *", FAILED, false),
+            CronStep::Start(Scope::All)
+        );
         // `curl …/cdn-cgi/handler/scheduled` sends wrangler's default cron.
-        assert_eq!(decide("* * * * *", FAILED, false), CronStep::Start(Scope::All));
+        assert_eq!(
+            decide("* * * * *", FAILED, false),
+            CronStep::Start(Scope::All)
+        );
         assert_eq!(
             decide("*/15 * * * *", FAILED, false),
             CronStep::ProbeFailed {
@@ -68,9 +74,13 @@ mod tests {
 
     #[test]
     fn the_failed_probe() {
-        let one = br#"{"users":[{"clerk_id":"user_1","sync_status":"failed"}],"next_after":"c:user_1"}"#;
+        let one =
+            br#"{"users":[{"clerk_id":"user_1","sync_status":"failed"}],"next_after":"c:user_1"}"#;
         assert_eq!(after_probe(Some(200), one), Ok(Scope::Failed));
-        assert_eq!(after_probe(Some(200), br#"{"users":[],"next_after":null}"#), Err("no_failed_rows"));
+        assert_eq!(
+            after_probe(Some(200), br#"{"users":[],"next_after":null}"#),
+            Err("no_failed_rows")
+        );
         assert_eq!(after_probe(Some(200), b"<html>"), Err("probe_failed"));
         assert_eq!(after_probe(Some(503), one), Err("probe_failed"));
         assert_eq!(after_probe(None, b""), Err("probe_failed"));
