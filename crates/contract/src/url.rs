@@ -58,16 +58,32 @@ mod tests {
         for h in ["localhost", "a.localhost", "127.0.0.1", "127.9.8.7", "::1"] {
             assert!(is_loopback_host(h), "{h}");
         }
-        for h in ["example.com", "127.0.0", "128.0.0.1", "localhost.example.com", "10.0.0.1"] {
+        for h in [
+            "example.com",
+            "127.0.0",
+            "128.0.0.1",
+            "localhost.example.com",
+            "10.0.0.1",
+        ] {
             assert!(!is_loopback_host(h), "{h}");
         }
     }
 
     #[test]
     fn base_urls() {
-        assert_eq!(base_url("https://api.clerk.com/").as_deref(), Some("https://api.clerk.com"));
-        assert_eq!(base_url("http://127.0.0.1:8790").as_deref(), Some("http://127.0.0.1:8790"));
-        assert_eq!(base_url("http://api.clerk.com"), None, "plain http off loopback");
+        assert_eq!(
+            base_url("https://api.clerk.com/").as_deref(),
+            Some("https://api.clerk.com")
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:8790").as_deref(),
+            Some("http://127.0.0.1:8790")
+        );
+        assert_eq!(
+            base_url("http://api.clerk.com"),
+            None,
+            "plain http off loopback"
+        );
         assert_eq!(base_url("ftp://127.0.0.1"), None);
         assert_eq!(base_url("https://"), None);
         assert_eq!(base_url("https://a.example/?x=1"), None);
