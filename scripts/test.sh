@@ -17,8 +17,8 @@ step "format and lints (native and wasm32)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -- -D warnings
-cargo clippy -p clerk-sync-contract -p clerk-sync-platform -p clerk-sync-resync --lib \
-  --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p clerk-sync-contract -p clerk-sync-platform -p clerk-sync-resync \
+  -p clerk-sync-resync-worker --lib --target wasm32-unknown-unknown -- -D warnings
 # The fuzz targets (their own workspace, fuzz/) are compiled and linted here,
 # so an API change cannot leave them broken until the next fuzzing run. On
 # stable: libfuzzer-sys builds libFuzzer's C++ with the system compiler and
@@ -46,9 +46,21 @@ refuses "must be an https" http://api.example.com
 refuses "loopback" https://127.0.0.1:8787
 refuses "loopback" https://localhost/
 refuses "placeholder" "" --main-api
+refuses "API_URL is not set" "" --resync
+refuses "loopback" https://127.0.0.1:8787 --resync
 API_URL=https://api.example.com bash scripts/deploy.sh --dry-run --outdir target/production-dist 2>&1 |
   tee target/production-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/production-dry-run.log || { echo "production build failed"; cat target/production-dry-run.log; exit 1; }
+
+step "build the re-sync Worker (workers/resync: wrangler deploy --dry-run, and its production environment)"
+# Its [build] command writes workers/resync/build/, which the end-to-end
+# suite serves beside the relay.
+(cd workers/resync && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/resync/dist) 2>&1 |
+  tee target/resync-dry-run.log | grep -E "Total Upload|error:" || true
+grep -q "Total Upload" target/resync-dry-run.log || { echo "re-sync Worker build failed"; cat target/resync-dry-run.log; exit 1; }
+API_URL=https://api.example.com bash scripts/deploy.sh --resync --dry-run --outdir ../../target/resync/production-dist 2>&1 |
+  tee target/resync-production-dry-run.log | grep -E "Total Upload|error" || true
+grep -q "Total Upload" target/resync-production-dry-run.log || { echo "re-sync production build failed"; cat target/resync-production-dry-run.log; exit 1; }
 
 step "the Clerk Backend API stand-in (node --test)"
 node --test standins/
