@@ -74,7 +74,7 @@ grep -q "Total Upload" target/main-api-dry-run.log || { echo "main API build fai
 step "tests: native and end to end (workerd, wrangler dev), all but the load test"
 # --include-ignored is for the server suites; doc tests run apart, without
 # it: an `ignore`d doc example is a sketch that is not meant to compile.
-cargo test --workspace --lib --bins --tests -- --include-ignored --skip load::
+cargo test --workspace --lib --bins --tests -- --include-ignored --skip load:: --skip bench::
 cargo test --workspace --doc
 
 # Last and alone: no suite that starts servers runs beside it, so its

@@ -10,4 +10,5 @@
 mod support;
 
 mod admin;
+mod bench;
 mod runs;

@@ -1,0 +1,85 @@
+//! The re-sync benchmark (`npm run bench`, through `scripts/bench-resync.sh`;
+//! never in `npm test`: `scripts/test.sh` skips `bench::`). One full run of
+//! RESYNC_BENCH_USERS stand-in Clerk users (default 100,000) into the local
+//! D1 through the real relay, re-sync Worker and main API, at Clerk's
+//! production rate limit (1000 per 10 s). Writes `target/bench/resync.json`.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+#[test]
+#[ignore = "a benchmark: npm run bench"]
+fn bench_full_run() {
+    let _one = exclusive();
+    let users: usize = std::env::var("RESYNC_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rate = 1000;
+    let clerk = ClerkStandIn::start(users, &["--rate-limit-per-10s", "1000", "--seed", "21"]);
+    let api = MainApiDev::start();
+    let mut options = RelayDevOptions::new(&api.url, &clerk.url);
+    options.rate_limit = rate;
+    options.page_size = 500;
+    let relay = RelayDev::start(&options);
+
+    let started = Instant::now();
+    let run = start(&relay, "{}");
+    let mut status = Json::Null;
+    let done = wait_until(Duration::from_secs(3600), || {
+        status = admin(&relay, "GET", &format!("/admin/resync/{run}"), "").1;
+        status["state"] != "running"
+    });
+    let wall = started.elapsed().as_secs_f64();
+    assert!(done && status["state"] == "completed", "{status}");
+    assert_eq!(status["applied"].as_u64(), Some(users as u64), "{status}");
+
+    let stats = clerk.stats();
+    let requests = stats["v1_requests"].as_u64().unwrap();
+    let pages = users.div_ceil(500) as u64 + u64::from(users % 500 == 0);
+    let lookups = users.div_ceil(100) as u64;
+    let minimum = 1 + pages + lookups;
+    let floor_s = minimum as f64 / (f64::from(rate) / 10.0);
+
+    // The main API's own log line per request: the 500-command batches' time.
+    let batch_ms: Vec<u64> = api
+        .logs()
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|l| l["batch"]["commands"] == 500)
+        .filter_map(|l| l["duration_ms"].as_u64())
+        .collect();
+    let live = table(&api, "live=true").len();
+    assert_eq!(live, users, "every user is a live row");
+
+    let result = json!({
+        "users": users,
+        "wall_s": wall,
+        "users_per_s": users as f64 / wall,
+        "clerk_requests": requests,
+        "clerk_requests_minimum": minimum,
+        "rate_limited": stats["rate_limited"],
+        "max_requests_in_window": stats["max_requests_in_window"],
+        "pages": status["pages"],
+        "batches_of_500": batch_ms.len(),
+        "d1_batch_ms_median": median(batch_ms.clone()),
+        "d1_batch_ms_max": batch_ms.iter().max(),
+        "floor_s_at_1000_per_10s": floor_s,
+        "run": status,
+    });
+    let out = repo_root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("resync.json"),
+        serde_json::to_string_pretty(&result).unwrap(),
+    )
+    .unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+}
