@@ -42,7 +42,7 @@ fn bench_full_run() {
 
     let stats = clerk.stats();
     let requests = stats["v1_requests"].as_u64().unwrap();
-    let pages = users.div_ceil(500) as u64 + u64::from(users % 500 == 0);
+    let pages = users.div_ceil(500) as u64 + u64::from(users.is_multiple_of(500));
     let lookups = users.div_ceil(100) as u64;
     let minimum = 1 + pages + lookups;
     let floor_s = minimum as f64 / (f64::from(rate) / 10.0);
