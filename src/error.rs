@@ -31,6 +31,10 @@ pub enum RelayError {
     UpstreamUnavailable,
     #[error("the main API did not answer in time")]
     UpstreamTimeout,
+    #[error("re-sync is not configured")]
+    ResyncUnconfigured,
+    #[error("the re-sync worker could not be reached")]
+    ResyncUnavailable,
 }
 
 impl From<clerk_sync_contract::body::TooLarge> for RelayError {
@@ -52,6 +56,8 @@ impl RelayError {
             Self::Event(_) => 400,
             Self::UpstreamRejected(_) | Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
+            Self::ResyncUnconfigured => 503,
+            Self::ResyncUnavailable => 502,
         }
     }
 
@@ -74,6 +80,8 @@ impl RelayError {
             Self::UpstreamRejected(_) => "upstream_rejected",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::ResyncUnconfigured => "resync_unconfigured",
+            Self::ResyncUnavailable => "resync_unavailable",
         }
     }
 
@@ -107,6 +115,8 @@ mod tests {
             RelayError::UpstreamRejected(500),
             RelayError::UpstreamUnavailable,
             RelayError::UpstreamTimeout,
+            RelayError::ResyncUnconfigured,
+            RelayError::ResyncUnavailable,
         ];
         let mut codes = std::collections::HashSet::new();
         for e in &all {

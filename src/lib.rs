@@ -23,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod log;
 pub mod relay;
+pub mod resync;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]

@@ -31,12 +31,14 @@ pub struct RequestLog {
     pub misconfigured: Vec<&'static str>,
 }
 
-/// Known paths are logged as themselves; anything else as `other`, so a
-/// scanner's path (which may carry anything) is never written.
+/// Known paths are logged as themselves, admin paths as the class `admin`;
+/// anything else as `other`, so a scanner's path (which may carry anything)
+/// is never written.
 fn known_path(path: &str) -> &'static str {
     match path {
         crate::relay::WEBHOOK_PATH => crate::relay::WEBHOOK_PATH,
         crate::relay::HEALTH_PATH => crate::relay::HEALTH_PATH,
+        p if p.starts_with(crate::relay::ADMIN_PREFIX) => "admin",
         _ => "other",
     }
 }

@@ -13,6 +13,17 @@
 //!         │ .answered(upstream result)
 //!         ▼
 //! Done { reply, log }             200 forwarded, 502, 504
+//!
+//! start ─▶ Step::FindResync(AwaitingBinding)            /health, /admin/…: glue looks up RESYNC
+//!         │ .bound(present)   ─▶ Reply                  health "resync":"off", 503 resync_unconfigured,
+//!         ▼                                             413 declared length
+//! Step::ReadAdminBody(AwaitingAdminBody)                glue reads the body (≤ 64 KiB)
+//!         │ .body_read(body, header lookup) ─▶ Reply    413 read, 400 unreadable
+//!         ▼
+//! Step::CallResync(AwaitingResync, ResyncCall)          glue calls the RESYNC binding
+//!         │ .answered(answer)
+//!         ▼
+//! Done                            health with "resync", or the re-sync Worker's answer as is, 502
 //! ```
 //!
 //! Each state can only be built by the step before it, so no glue can skip a
@@ -28,15 +39,22 @@ use crate::config::{is_loopback_host, url_host, Config, ConfigProblem};
 use crate::error::RelayError;
 use crate::event::{map_event, Mapped};
 use crate::log::RequestLog;
+use crate::resync::{self, ResyncAnswer, ResyncCall, ResyncHealth};
 use crate::verify::{SignatureHeaders, VerifiedDelivery};
 
 pub const WEBHOOK_PATH: &str = "/webhook";
 pub const HEALTH_PATH: &str = "/health";
+/// Every path under it (any method) goes to the re-sync Worker.
+pub const ADMIN_PREFIX: &str = "/admin/";
+/// The largest admin request body passed on to the re-sync Worker.
+pub const ADMIN_MAX_BODY_BYTES: u32 = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Webhook,
     Health,
+    /// `/admin/…`, any method: relayed to the re-sync Worker.
+    Admin,
 }
 
 /// Which handler a request goes to.
@@ -45,6 +63,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RelayError> {
         (WEBHOOK_PATH, "POST") => Ok(Route::Webhook),
         (HEALTH_PATH, "GET" | "HEAD") => Ok(Route::Health),
         (WEBHOOK_PATH | HEALTH_PATH, _) => Err(RelayError::MethodNotAllowed),
+        (p, _) if p.starts_with(ADMIN_PREFIX) => Ok(Route::Admin),
         _ => Err(RelayError::NotFound),
     }
 }
@@ -105,6 +124,15 @@ pub enum Step<'c> {
     /// Send this request to the main API (no redirects, the timeout in it),
     /// then call [`AwaitingUpstream::answered`].
     Forward(AwaitingUpstream, ForwardRequest),
+    /// Look up the `RESYNC` service binding ([`resync::BINDING`]), then call
+    /// [`AwaitingBinding::bound`].
+    FindResync(AwaitingBinding<'c>),
+    /// Read an admin request's body as [`AwaitingAdminBody::how`] says, at
+    /// most [`ADMIN_MAX_BODY_BYTES`], then call [`AwaitingAdminBody::body_read`].
+    ReadAdminBody(AwaitingAdminBody),
+    /// Send this request through the `RESYNC` binding, then call
+    /// [`AwaitingResync::answered`] with how it ended.
+    CallResync(AwaitingResync<'c>, ResyncCall),
     /// Answer and write the log line.
     Reply(Done),
 }
@@ -134,6 +162,16 @@ impl Done {
         Self { reply, log }
     }
 
+    /// The re-sync Worker's own answer, passed on as is.
+    fn relayed(mut log: RequestLog, reply: Reply) -> Self {
+        log.upstream_status = Some(reply.status);
+        log.finish(Ok("relayed"), reply.status);
+        if reply.status >= 400 {
+            log.level = if reply.status >= 500 { "error" } else { "warn" };
+        }
+        Self { reply, log }
+    }
+
     /// The log line, with how long the request took.
     pub fn log_line(&mut self, duration_ms: u64) -> String {
         self.log.duration_ms = duration_ms;
@@ -158,7 +196,29 @@ pub fn start<'c>(
         }
     });
     let result = match route(head.method, path) {
-        Ok(Route::Health) => Ok(Reply::health(usable)),
+        Ok(Route::Health) => {
+            return Step::FindResync(AwaitingBinding {
+                log,
+                purpose: Purpose::Health(usable),
+            })
+        }
+        // The relay's configuration is not consulted: it is the webhook
+        // path's (signing and query secrets, the main API), while re-sync has
+        // its own in the re-sync Worker, which also checks ADMIN_SECRET. A
+        // broken relay setting, say a bad CLERK_WEBHOOK_SECRET, must not take
+        // away the tool that repairs what the relay missed meanwhile.
+        Ok(Route::Admin) => {
+            return Step::FindResync(AwaitingBinding {
+                log,
+                purpose: Purpose::Admin {
+                    method: head.method.to_owned(),
+                    path: path.to_owned(),
+                    query: query_of(head.url).map(str::to_owned),
+                    how: body_read(head.content_length, head.transfer_encoding),
+                    declared_too_long: declared_too_long(head.content_length, ADMIN_MAX_BODY_BYTES),
+                },
+            })
+        }
         Ok(Route::Webhook) => match usable {
             Err(problems) => Err(RelayError::Misconfigured(problems)),
             Ok(config) => match admit(config, query_of(head.url), head.content_length) {
@@ -236,6 +296,181 @@ impl AwaitingBody<'_> {
                     },
                     request,
                 )
+            }
+        }
+    }
+}
+
+/// A health or admin request, waiting to learn whether re-sync is bound.
+#[derive(Debug)]
+pub struct AwaitingBinding<'c> {
+    log: RequestLog,
+    purpose: Purpose<'c>,
+}
+
+#[derive(Debug)]
+enum Purpose<'c> {
+    Health(Result<&'c Config, Vec<ConfigProblem>>),
+    Admin {
+        method: String,
+        path: String,
+        query: Option<String>,
+        how: BodyRead,
+        declared_too_long: bool,
+    },
+}
+
+impl<'c> AwaitingBinding<'c> {
+    /// Whether the `RESYNC` binding exists.
+    pub fn bound(self, present: bool) -> Step<'c> {
+        let log = self.log;
+        match self.purpose {
+            Purpose::Health(usable) if !present => Step::Reply(Done::new(
+                log,
+                Ok(Reply::health(usable, &ResyncHealth::Off(Vec::new()))),
+                HEALTH_PATH,
+            )),
+            Purpose::Health(usable) => Step::CallResync(
+                AwaitingResync {
+                    log,
+                    purpose: ResyncPurpose::Health(usable),
+                },
+                ResyncCall::health(),
+            ),
+            Purpose::Admin { .. } if !present => Step::Reply(Done::new(
+                log,
+                Err(RelayError::ResyncUnconfigured),
+                ADMIN_PREFIX,
+            )),
+            Purpose::Admin {
+                declared_too_long: true,
+                ..
+            } => Step::Reply(Done::new(
+                log,
+                Err(RelayError::PayloadTooLarge),
+                ADMIN_PREFIX,
+            )),
+            Purpose::Admin {
+                method,
+                path,
+                query,
+                how,
+                ..
+            } => Step::ReadAdminBody(AwaitingAdminBody {
+                log,
+                method,
+                path,
+                query,
+                how,
+            }),
+        }
+    }
+}
+
+/// An admin request to relay, once its body is read.
+#[derive(Debug)]
+pub struct AwaitingAdminBody {
+    log: RequestLog,
+    method: String,
+    path: String,
+    query: Option<String>,
+    how: BodyRead,
+}
+
+impl AwaitingAdminBody {
+    pub fn how(&self) -> BodyRead {
+        self.how
+    }
+
+    pub fn max_bytes(&self) -> u32 {
+        ADMIN_MAX_BODY_BYTES
+    }
+
+    /// The body as read and the request's headers (by name, lowercase): the
+    /// request to pass on, or why not.
+    pub fn body_read(
+        self,
+        body: Result<Vec<u8>, ReadFailure>,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Step<'static> {
+        let body = match body {
+            Ok(b) if b.len() <= ADMIN_MAX_BODY_BYTES as usize => b,
+            Ok(_) | Err(ReadFailure::TooLarge) => {
+                return Step::Reply(Done::new(
+                    self.log,
+                    Err(RelayError::PayloadTooLarge),
+                    ADMIN_PREFIX,
+                ))
+            }
+            Err(ReadFailure::Unreadable) => {
+                return Step::Reply(Done::new(
+                    self.log,
+                    Err(RelayError::UnreadableBody),
+                    ADMIN_PREFIX,
+                ))
+            }
+        };
+        let headers = resync::ADMIN_HEADERS
+            .iter()
+            .filter_map(|&name| header(name).map(|v| (name, v)))
+            .collect();
+        let call = ResyncCall::admin(
+            &self.method,
+            &self.path,
+            self.query.as_deref(),
+            headers,
+            body,
+        );
+        Step::CallResync(
+            AwaitingResync {
+                log: self.log,
+                purpose: ResyncPurpose::Admin,
+            },
+            call,
+        )
+    }
+}
+
+/// A call through the `RESYNC` binding on its way.
+#[derive(Debug)]
+pub struct AwaitingResync<'c> {
+    log: RequestLog,
+    purpose: ResyncPurpose<'c>,
+}
+
+#[derive(Debug)]
+enum ResyncPurpose<'c> {
+    Health(Result<&'c Config, Vec<ConfigProblem>>),
+    Admin,
+}
+
+impl AwaitingResync<'_> {
+    /// How the call ended decides the answer.
+    pub fn answered(self, answer: ResyncAnswer) -> Done {
+        match (self.purpose, answer) {
+            (ResyncPurpose::Health(usable), answer) => Done::new(
+                self.log,
+                Ok(Reply::health(usable, &ResyncHealth::from_answer(&answer))),
+                HEALTH_PATH,
+            ),
+            (
+                ResyncPurpose::Admin,
+                ResyncAnswer::Answered {
+                    status,
+                    content_type,
+                    body,
+                },
+            ) => Done::relayed(
+                self.log,
+                Reply {
+                    status,
+                    body,
+                    allow: None,
+                    content_type,
+                },
+            ),
+            (ResyncPurpose::Admin, ResyncAnswer::Failed) => {
+                Done::new(self.log, Err(RelayError::ResyncUnavailable), ADMIN_PREFIX)
             }
         }
     }
@@ -349,12 +584,15 @@ pub fn interpret_upstream(result: UpstreamResult) -> Result<u16, RelayError> {
     }
 }
 
-/// An answer: status, JSON body, and the `Allow` header for a 405.
+/// An answer: status, body, and the `Allow` header for a 405.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub body: String,
     pub allow: Option<&'static str>,
+    /// `None`: the relay's own JSON (`application/json`). Otherwise the
+    /// re-sync Worker's `content-type`, passed on with its answer.
+    pub content_type: Option<String>,
 }
 
 impl Reply {
@@ -363,6 +601,7 @@ impl Reply {
             status,
             body: body.to_string(),
             allow: None,
+            content_type: None,
         }
     }
 
@@ -389,30 +628,34 @@ impl Reply {
     }
 
     /// `GET /health`: 200 with no secret and no switch that says which
-    /// protection is off, or 503 naming each problem's variable.
-    pub fn health(config: Result<&Config, Vec<ConfigProblem>>) -> Self {
-        match config {
-            Ok(c) => Self::json(
-                200,
-                json!({
-                    "ok": true,
-                    "status": "ok",
-                    "service": "clerk-sync",
-                    "version": crate::VERSION,
-                    "signing_secrets": c.signing_secret_count(),
-                }),
-            ),
-            Err(problems) => Self::json(
-                503,
-                json!({
-                    "ok": false,
-                    "status": "misconfigured",
-                    "error": "misconfigured",
-                    "message": "the relay is misconfigured",
-                    "problems": problems,
-                }),
-            ),
+    /// protection is off, or 503 naming each problem's variable. Re-sync is
+    /// optional, so its state (`"resync"`, and the re-sync Worker's
+    /// `"resync_problems"` by name when off) never changes the status.
+    pub fn health(config: Result<&Config, Vec<ConfigProblem>>, resync: &ResyncHealth) -> Self {
+        let mut reply = match config {
+            Ok(c) => json!({
+                "ok": true,
+                "status": "ok",
+                "service": "clerk-sync",
+                "version": crate::VERSION,
+                "signing_secrets": c.signing_secret_count(),
+            }),
+            Err(problems) => json!({
+                "ok": false,
+                "status": "misconfigured",
+                "error": "misconfigured",
+                "message": "the relay is misconfigured",
+                "problems": problems,
+            }),
+        };
+        let status = if reply["ok"] == true { 200 } else { 503 };
+        reply["resync"] = resync.as_str().into();
+        if let ResyncHealth::Off(names) = resync {
+            if !names.is_empty() {
+                reply["resync_problems"] = names.clone().into();
+            }
         }
+        Self::json(status, reply)
     }
 }
 
@@ -458,15 +701,29 @@ mod tests {
 
     const HOOK: &str = "http://127.0.0.1:8788/webhook?secret=q";
 
-    /// Runs a request through the machine as the glue would, recording each
-    /// step the glue was asked to perform.
+    /// Runs a request through the machine as the glue would, with no
+    /// `RESYNC` binding, recording each step the glue was asked to perform.
     fn drive(
         config: &Result<Config, Vec<ConfigProblem>>,
         head: &RequestHead<'_>,
         body: Result<Vec<u8>, ReadFailure>,
         upstream: UpstreamResult,
     ) -> (Vec<&'static str>, Done) {
+        let (steps, done, _) = drive_with(config, head, body, upstream, None);
+        (steps, done)
+    }
+
+    /// As [`drive`], with the `RESYNC` binding when `resync` is `Some` (its
+    /// answer to any call); also returns the call made through it.
+    fn drive_with(
+        config: &Result<Config, Vec<ConfigProblem>>,
+        head: &RequestHead<'_>,
+        body: Result<Vec<u8>, ReadFailure>,
+        upstream: UpstreamResult,
+        resync: Option<ResyncAnswer>,
+    ) -> (Vec<&'static str>, Done, Option<ResyncCall>) {
         let mut steps = Vec::new();
+        let mut called = None;
         let mut step = start(config, head);
         loop {
             step = match step {
@@ -478,9 +735,32 @@ mod tests {
                     steps.push("forward");
                     Step::Reply(s.answered(upstream))
                 }
+                Step::FindResync(s) => {
+                    steps.push("find_resync");
+                    s.bound(resync.is_some())
+                }
+                Step::ReadAdminBody(s) => {
+                    steps.push("read_body");
+                    let headers = [
+                        ("authorization", "Bearer admin"),
+                        ("content-type", "application/json"),
+                        ("x-other", "kept out"),
+                    ];
+                    s.body_read(body.clone(), |name| {
+                        headers
+                            .iter()
+                            .find(|(k, _)| *k == name)
+                            .map(|(_, v)| v.to_string())
+                    })
+                }
+                Step::CallResync(s, call) => {
+                    steps.push("call_resync");
+                    called = Some(call);
+                    Step::Reply(s.answered(resync.clone().expect("called only when bound")))
+                }
                 Step::Reply(done) => {
                     steps.push("reply");
-                    return (steps, done);
+                    return (steps, done, called);
                 }
             }
         }
@@ -633,29 +913,33 @@ mod tests {
         );
         assert_eq!(steps, ["reply"]);
         assert_eq!(code(&done), (500, "misconfigured".into()));
-        let Step::Reply(health) = start(
+        let (_, health) = drive(
             &dev,
             &head("GET", "https://clerk-sync.example.workers.dev/health", None),
-        ) else {
-            panic!("health is answered at once")
-        };
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+        );
         assert_eq!(health.reply.status, 503);
         assert!(health.reply.body.contains("API_URL"));
         assert!(health.reply.body.contains("ALLOW_UNSIGNED_WEBHOOKS"));
         assert!(!health.reply.body.contains("127.0.0.1") && !health.reply.body.contains("true"));
         // The same configuration on loopback is a working dev setup.
-        let Step::Reply(local) = start(&dev, &head("GET", "http://127.0.0.1:8788/health", None))
-        else {
-            panic!("health is answered at once")
-        };
+        let (_, local) = drive(
+            &dev,
+            &head("GET", "http://127.0.0.1:8788/health", None),
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+        );
         assert_eq!(local.reply.status, 200);
         assert!(!local.reply.body.contains("unsigned"));
         // A deployed relay with a real API is fine anywhere.
         let prod = config_with(false, "https://api.example.com");
-        let Step::Reply(ok) = start(&prod, &head("GET", "https://r.example.dev/health", None))
-        else {
-            panic!()
-        };
+        let (_, ok) = drive(
+            &prod,
+            &head("GET", "https://r.example.dev/health", None),
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+        );
         assert_eq!(ok.reply.status, 200);
     }
 
@@ -766,15 +1050,203 @@ mod tests {
     #[test]
     fn health_shows_no_secret() {
         let c = config(false);
-        let ok = Reply::health(Ok(&c));
+        let ok = Reply::health(Ok(&c), &ResyncHealth::On);
         assert_eq!(ok.status, 200);
         assert!(ok.body.contains(r#""status":"ok""#));
         assert!(!ok.body.contains("api-secret") && !ok.body.contains("MfKQ"));
-        let bad = Reply::health(Err(vec![ConfigProblem {
-            variable: API_SECRET,
-            problem: "missing",
-        }]));
+        let bad = Reply::health(
+            Err(vec![ConfigProblem {
+                variable: API_SECRET,
+                problem: "missing",
+            }]),
+            &ResyncHealth::On,
+        );
         assert_eq!(bad.status, 503);
         assert!(bad.body.contains("API_SECRET"));
+    }
+
+    fn json_of(done: &Done) -> serde_json::Value {
+        serde_json::from_str(&done.reply.body).unwrap()
+    }
+
+    fn resync_answer(status: u16, body: &str) -> Option<ResyncAnswer> {
+        Some(ResyncAnswer::Answered {
+            status,
+            content_type: Some("application/json; charset=utf-8".into()),
+            body: body.into(),
+        })
+    }
+
+    const ADMIN: &str = "http://127.0.0.1:8788/admin/resync?mode=full&x=%20";
+
+    #[test]
+    fn admin_paths_go_to_resync_whatever_the_method() {
+        for m in ["GET", "POST", "PUT", "DELETE", "PATCH", "BREW"] {
+            assert_eq!(route(m, "/admin/resync"), Ok(Route::Admin));
+            assert_eq!(route(m, "/admin/runs/42/cancel"), Ok(Route::Admin));
+        }
+        assert_eq!(route("POST", "/admin"), Err(RelayError::NotFound));
+        assert_eq!(route("POST", "/administrator"), Err(RelayError::NotFound));
+    }
+
+    #[test]
+    fn without_the_binding_admin_is_503_before_any_read() {
+        let (steps, done, called) = drive_with(
+            &Ok(config(false)),
+            &head("POST", ADMIN, Some("2")),
+            Ok(b"{}".to_vec()),
+            UpstreamResult::Status(200),
+            None,
+        );
+        assert_eq!(steps, ["find_resync", "reply"]);
+        assert_eq!(code(&done), (503, "resync_unconfigured".into()));
+        assert_eq!(json_of(&done)["message"], "re-sync is not configured");
+        assert_eq!(called, None);
+        assert_eq!(
+            (done.log.path, done.log.outcome),
+            ("admin", "resync_unconfigured")
+        );
+    }
+
+    #[test]
+    fn an_admin_request_is_passed_on_and_its_answer_returned_as_is() {
+        let answer = r#"{"ok":false,"error":"unauthorized","message":"bad admin secret"}"#;
+        let (steps, done, called) = drive_with(
+            &Ok(config(false)),
+            &head("POST", ADMIN, Some("13")),
+            Ok(br#"{"dry":true}"#.to_vec()),
+            UpstreamResult::Status(200),
+            resync_answer(401, answer),
+        );
+        assert_eq!(steps, ["find_resync", "read_body", "call_resync", "reply"]);
+        let call = called.unwrap();
+        assert_eq!(call.method, "POST");
+        assert_eq!(call.url, "https://resync/admin/resync?mode=full&x=%20");
+        assert_eq!(
+            call.headers,
+            [
+                ("authorization", "Bearer admin".to_string()),
+                ("content-type", "application/json".to_string())
+            ]
+        );
+        assert_eq!(call.body.as_deref(), Some(&br#"{"dry":true}"#[..]));
+        assert_eq!(done.reply.status, 401);
+        assert_eq!(done.reply.body, answer);
+        assert_eq!(
+            done.reply.content_type.as_deref(),
+            Some("application/json; charset=utf-8")
+        );
+        // One line: method, path class, status; no query, header or body.
+        let line = done.clone().log_line(3);
+        assert_eq!((done.log.path, done.log.level), ("admin", "warn"));
+        for absent in ["mode=full", "Bearer", "dry", "bad admin secret"] {
+            assert!(!line.contains(absent), "{absent} in {line}");
+        }
+    }
+
+    #[test]
+    fn relay_misconfiguration_does_not_block_admin() {
+        let broken = Config::from_lookup(|_| None);
+        let (steps, done, _) = drive_with(
+            &broken,
+            &head("GET", "http://r.example.dev/admin/runs", None),
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+            resync_answer(200, r#"{"ok":true,"runs":[]}"#),
+        );
+        assert_eq!(steps, ["find_resync", "read_body", "call_resync", "reply"]);
+        assert_eq!(done.reply.status, 200);
+        assert_eq!(done.log.outcome, "relayed");
+    }
+
+    #[test]
+    fn admin_bodies_over_64_kib_are_413_and_a_failed_call_is_502() {
+        let over = (ADMIN_MAX_BODY_BYTES + 1).to_string();
+        let (steps, done, _) = drive_with(
+            &Ok(config(false)),
+            &head("POST", ADMIN, Some(&over)),
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+            resync_answer(200, "{}"),
+        );
+        assert_eq!(steps, ["find_resync", "reply"]);
+        assert_eq!(code(&done), (413, "payload_too_large".into()));
+        for read in [
+            Err(ReadFailure::TooLarge),
+            Ok(vec![b' '; ADMIN_MAX_BODY_BYTES as usize + 1]),
+        ] {
+            let (steps, done, _) = drive_with(
+                &Ok(config(false)),
+                &head("POST", ADMIN, None),
+                read,
+                UpstreamResult::Status(200),
+                resync_answer(200, "{}"),
+            );
+            assert_eq!(steps, ["find_resync", "read_body", "reply"]);
+            assert_eq!(code(&done), (413, "payload_too_large".into()));
+        }
+        let (_, done, _) = drive_with(
+            &Ok(config(false)),
+            &head("POST", ADMIN, None),
+            Ok(vec![b' '; ADMIN_MAX_BODY_BYTES as usize]),
+            UpstreamResult::Status(200),
+            Some(ResyncAnswer::Failed),
+        );
+        assert_eq!(code(&done), (502, "resync_unavailable".into()));
+        assert_eq!(done.log.level, "error");
+    }
+
+    #[test]
+    fn health_reports_resync_and_never_fails_because_of_it() {
+        let health = "http://127.0.0.1:8788/health";
+        let run = |c: &Result<Config, Vec<ConfigProblem>>, resync: Option<ResyncAnswer>| {
+            drive_with(
+                c,
+                &head("GET", health, None),
+                Ok(vec![]),
+                UpstreamResult::Status(200),
+                resync,
+            )
+        };
+        let ok = Ok(config(false));
+        let (steps, done, called) = run(&ok, None);
+        assert_eq!(steps, ["find_resync", "reply"]);
+        assert_eq!(called, None);
+        assert_eq!(
+            (done.reply.status, json_of(&done)["resync"].clone()),
+            (200, "off".into())
+        );
+        assert!(json_of(&done).get("resync_problems").is_none());
+
+        let (steps, done, called) = run(&ok, resync_answer(200, r#"{"ok":true,"resync":"on"}"#));
+        assert_eq!(steps, ["find_resync", "call_resync", "reply"]);
+        assert_eq!(called, Some(ResyncCall::health()));
+        assert_eq!(
+            (done.reply.status, json_of(&done)["resync"].clone()),
+            (200, "on".into())
+        );
+
+        let off = r#"{"ok":true,"resync":"off","problems":["CLERK_SECRET_KEY"]}"#;
+        let (_, done, _) = run(&ok, resync_answer(200, off));
+        let v = json_of(&done);
+        assert_eq!((done.reply.status, &v["resync"]), (200, &"off".into()));
+        assert_eq!(
+            v["resync_problems"],
+            serde_json::json!(["CLERK_SECRET_KEY"])
+        );
+
+        for bad in [Some(ResyncAnswer::Failed), resync_answer(500, "{}")] {
+            let (_, done, _) = run(&ok, bad);
+            assert_eq!(done.reply.status, 200);
+            assert_eq!(json_of(&done)["resync"], "unavailable");
+            assert_eq!(done.log.outcome, "ok");
+        }
+        // A misconfigured relay stays 503, whatever re-sync says.
+        let broken = Config::from_lookup(|_| None);
+        let (_, done, _) = run(&broken, resync_answer(200, r#"{"ok":true,"resync":"on"}"#));
+        assert_eq!(
+            (done.reply.status, json_of(&done)["resync"].clone()),
+            (503, "on".into())
+        );
     }
 }

@@ -281,6 +281,54 @@ fn health_routes_and_misconfiguration() {
 
 #[test]
 #[ignore = "needs the built worker: scripts/test.sh"]
+fn without_the_resync_binding_admin_is_503_and_health_says_off() {
+    let api = StandIn::start();
+    let relay = relay_for(&api);
+    let (s, body, _) = get(&format!("{}/health", relay.base_url));
+    assert_eq!((s, body["resync"].as_str()), (200, Some("off")), "{body}");
+    assert!(body.get("resync_problems").is_none(), "{body}");
+
+    let admin = vec![
+        (
+            "authorization".to_string(),
+            "Bearer admin-marker-5c1d".to_string(),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    let url = format!("{}/admin/resync?mode=full", relay.base_url);
+    let (s, r) = post(&url, &admin, br#"{"dry_run":true}"#);
+    assert_eq!(
+        (s, r["error"].as_str(), r["message"].as_str()),
+        (
+            503,
+            Some("resync_unconfigured"),
+            Some("re-sync is not configured")
+        )
+    );
+    let (s, r, _) = get(&format!("{}/admin/runs/1", relay.base_url));
+    assert_eq!((s, r["error"].as_str()), (503, Some("resync_unconfigured")));
+
+    // A misconfigured relay does not hide re-sync's own answer behind a 500.
+    let broken = Workerd::serve_relay(&with_binding(relay_bindings(&api.url), "API_SECRET", ""));
+    let (s, r) = post(&format!("{}/admin/resync", broken.base_url), &admin, b"{}");
+    assert_eq!((s, r["error"].as_str()), (503, Some("resync_unconfigured")));
+    let (s, body, _) = get(&format!("{}/health", broken.base_url));
+    assert_eq!((s, body["resync"].as_str()), (503, Some("off")));
+
+    let lines = relay.wait_for_log_lines(3);
+    let admin_lines: Vec<_> = lines.iter().filter(|l| l["path"] == "admin").collect();
+    assert_eq!(admin_lines.len(), 2, "{lines:?}");
+    assert_eq!(admin_lines[0]["status"], 503);
+    assert_eq!(admin_lines[0]["method"], "POST");
+    let logs = relay.logs();
+    for absent in ["admin-marker-5c1d", "mode=full", "dry_run", "/admin/resync"] {
+        assert!(!logs.contains(absent), "{absent} in {logs}");
+    }
+    assert!(api.received().is_empty());
+}
+
+#[test]
+#[ignore = "needs the built worker: scripts/test.sh"]
 fn unsigned_curl_is_accepted_only_when_allowed() {
     let api = StandIn::start();
     let body = fixtures::load("seed_curl_user_created.json");

@@ -1,6 +1,6 @@
 //! The few lines of Workers glue that every clerk-sync Worker shares, so each
 //! Worker's own glue stays small and alike: reading a request body within a
-//! limit, as `clerk_sync_contract::body` decided, and a JSON answer. Compiled
+//! limit, as `clerk_sync_contract::body` decided, and an answer. Compiled
 //! for wasm32 only (natively it is empty); it performs I/O and decides
 //! nothing.
 
@@ -48,8 +48,19 @@ mod wasm {
 
     /// A JSON answer with `cache-control: no-store`, and `Allow` for a 405.
     pub fn json_response(status: u16, body: String, allow: Option<&str>) -> Result<Response> {
+        respond(status, "application/json", body, allow)
+    }
+
+    /// An answer of any content type (one passed on from another Worker),
+    /// with `cache-control: no-store`, and `Allow` for a 405.
+    pub fn respond(
+        status: u16,
+        content_type: &str,
+        body: String,
+        allow: Option<&str>,
+    ) -> Result<Response> {
         let headers = Headers::new();
-        headers.set("content-type", "application/json")?;
+        headers.set("content-type", content_type)?;
         headers.set("cache-control", "no-store")?;
         if let Some(allow) = allow {
             headers.set("allow", allow)?;
