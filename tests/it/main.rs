@@ -11,5 +11,6 @@ mod fixtures;
 mod load;
 mod logs;
 mod properties;
+mod resync_binding;
 mod signing;
 mod svix_reference;
