@@ -22,7 +22,8 @@ Everything listens on and talks to 127.0.0.1 only; every run is bounded by
 wrk's duration. Writes target/bench/load.json for benches/report.py.
 
   python3 benches/load.py [--rounds 5] [--duration 8] [--connections 8]
-                          [--bodies 3KB,64KB] [--skip-build]
+                          [--bodies 3KB,64KB] [--skip-build] [--only js,...]
+                          [--variant NAME=DIR ...]
 """
 
 import argparse
@@ -276,6 +277,8 @@ def main():
     ap.add_argument("--skip-build", action="store_true", help="reuse target/bench/dist-*")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
                     help="also drive an already built relay bundle (an A/B of a change)")
+    ap.add_argument("--only", default="", metavar="NAMES",
+                    help="of rust, js and forward-only, drive only these (comma-separated)")
     args = ap.parse_args()
     bodies = args.bodies.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -285,12 +288,15 @@ def main():
     sizes = {}
     dists = {}
     for name, (config, _) in VARIANTS.items():
+        if args.only and name not in args.only.split(","):
+            continue
         if args.skip_build and (OUT / f"dist-{name}").is_dir():
             dists[name] = OUT / f"dist-{name}"
             continue
         dists[name], sizes[name] = build(name, config)
 
-    variants = {name: relay for name, (_, relay) in VARIANTS.items()}
+    only = set(args.only.split(",")) if args.only else set(VARIANTS)
+    variants = {name: relay for name, (_, relay) in VARIANTS.items() if name in only}
     for extra in args.variant:
         name, _, directory = extra.partition("=")
         dists[name] = Path(directory).resolve()
@@ -373,6 +379,15 @@ def main():
         for name, runs in b["runs"].items():
             med = statistics.median(x["cpu_ms_per_request"] for x in runs)
             log(f"{body} {name}: median cpu {med:.3f} ms/request over {len(runs)} rounds")
+    # Side by side: each run against the same round's run of the reference
+    # (js when it ran), the median of those ratios; an A/B reads best this way.
+    for body, b in results["bodies"].items():
+        runs = b["runs"]
+        ref = "js" if "js" in runs else next(iter(runs))
+        for name, rr in runs.items():
+            ratios = sorted(x["cpu_ms_per_request"] / y["cpu_ms_per_request"] for x, y in zip(rr, runs[ref]))
+            log(f"{body} {name} / {ref}: median {statistics.median(ratios):.3f} "
+                f"({ratios[0]:.3f}-{ratios[-1]:.3f}) over {len(ratios)} rounds")
     log(f"wrote {OUT / 'load.json'}")
 
 

@@ -16,6 +16,18 @@ pub const FORWARD_TIMEOUT_MS: &str = "FORWARD_TIMEOUT_MS";
 pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 pub const ALLOW_UNSIGNED_WEBHOOKS: &str = "ALLOW_UNSIGNED_WEBHOOKS";
 
+/// Every variable the relay reads (the glue fetches them in one call).
+pub const VARIABLES: [&str; 8] = [
+    CLERK_WEBHOOK_SECRET,
+    WEBHOOK_QUERY_SECRET,
+    API_SECRET,
+    API_URL,
+    API_SYNC_PATH,
+    FORWARD_TIMEOUT_MS,
+    MAX_BODY_BYTES,
+    ALLOW_UNSIGNED_WEBHOOKS,
+];
+
 /// Secrets, read with `env.secret()`; the rest are plain vars.
 pub const SECRET_VARIABLES: [&str; 3] = [CLERK_WEBHOOK_SECRET, WEBHOOK_QUERY_SECRET, API_SECRET];
 pub const PLAIN_VARIABLES: [&str; 5] = [

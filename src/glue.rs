@@ -4,37 +4,34 @@
 //! re-sync Worker. No decision is made here: the order of the checks is the
 //! core's.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use clerk_sync_platform::{read_body, respond, BodyError};
-use futures_util::future::{select, Either};
-use worker::js_sys::{self, futures::JsFuture, Uint8Array};
+use clerk_sync_platform::{answer, read_request_body, BodyError};
+use worker::js_sys::{self, futures::JsFuture, Uint8Array, JSON};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{
-    console_log, event, web_sys, worker_sys, Context, Date, Env, Request, Response, Result,
-    ScheduleContext, ScheduledEvent,
+    console_log, event, web_sys, worker_sys, Context, Env, Result, ScheduleContext, ScheduledEvent,
 };
 
-use crate::config::Config;
+use crate::config::{Config, VARIABLES};
 use crate::relay::{self, ForwardRequest, ReadFailure, RequestHead, Step, UpstreamResult};
 use crate::resync::{self, CronLog, ResyncAnswer, ResyncCall};
 use crate::verify::SignatureHeaders;
 use crate::UnixMillis;
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let started = Date::now().as_millis();
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+    let started = js_sys::Date::now();
     let config = load_config(&env);
-    let url = req.inner().url();
-    let method = req.inner().method();
-    let headers = req.headers();
-    let content_length = headers.get("content-length").ok().flatten();
-    let transfer_encoding = headers.get("transfer-encoding").ok().flatten();
+    let url = req.url();
+    let method = req.method();
+    let headers = request_headers(&req);
+    let header = |name: &str| headers.get(name).cloned();
     let head = RequestHead {
         method: &method,
         url: &url,
-        content_length: content_length.as_deref(),
-        transfer_encoding: transfer_encoding.as_deref(),
+        content_length: headers.get("content-length").map(String::as_str),
+        transfer_encoding: headers.get("transfer-encoding").map(String::as_str),
     };
 
     let mut step = relay::start(&config, &head);
@@ -48,14 +45,14 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             _ => None,
         };
         let body = match read {
-            Some((max, how)) => read_body(&mut req, max, how).await.map_err(read_failure),
+            Some((max, how)) => read_request_body(&req, max, how)
+                .await
+                .map_err(read_failure),
             None => Ok(Vec::new()),
         };
         step = match step {
             Step::ReadBody(awaiting) => {
-                let headers = req.headers();
-                let signature =
-                    SignatureHeaders::from_lookup(|name| headers.get(name).ok().flatten());
+                let signature = SignatureHeaders::from_lookup(header);
                 awaiting.body_read(body, &signature, now())
             }
             Step::Forward(awaiting, request) => {
@@ -65,10 +62,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 resync = resync_binding(&env);
                 awaiting.bound(resync.is_some())
             }
-            Step::ReadAdminBody(awaiting) => {
-                let headers = req.headers();
-                awaiting.body_read(body, |name| headers.get(name).ok().flatten())
-            }
+            Step::ReadAdminBody(awaiting) => awaiting.body_read(body, header),
             Step::CallResync(awaiting, call) => {
                 let answer = match &resync {
                     Some(binding) => call_resync(binding, call).await,
@@ -80,24 +74,37 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         };
     };
 
-    let elapsed = Date::now().as_millis().saturating_sub(started);
+    let elapsed = (js_sys::Date::now() - started).max(0.0) as u64;
     console_log!("{}", done.log_line(elapsed));
     let reply = done.reply;
     let content_type = reply.content_type.as_deref().unwrap_or("application/json");
-    respond(reply.status, content_type, reply.body, reply.allow)
+    answer(reply.status, content_type, &reply.body, reply.allow)
+        .map_err(|_| worker::Error::RustError("the answer could not be built".into()))
+}
+
+/// Every header of the request in one call (`Object.fromEntries`, as JSON),
+/// rather than a call per header asked for and another per value copied.
+/// Names are lowercase and repeated headers joined, as `Headers.get` has them.
+fn request_headers(req: &web_sys::Request) -> BTreeMap<String, String> {
+    js_sys::Object::from_entries(&req.headers())
+        .and_then(|o| JSON::stringify(&o))
+        .ok()
+        .and_then(|json| json.as_string())
+        .and_then(|json| relay::string_map(&json))
+        .unwrap_or_default()
 }
 
 /// Each cron trigger wakes the re-sync Worker, which decides what to do;
 /// one log line either way, and never an error out of the handler.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let started = Date::now().as_millis();
+    let started = js_sys::Date::now();
     let cron = event.cron();
     let answer = match resync_binding(&env) {
         Some(binding) => Some(call_resync(&binding, ResyncCall::cron(&cron)).await),
         None => None,
     };
-    let elapsed = Date::now().as_millis().saturating_sub(started);
+    let elapsed = (js_sys::Date::now() - started).max(0.0) as u64;
     console_log!(
         "{}",
         CronLog::new(&cron, answer.as_ref(), elapsed).to_json()
@@ -155,60 +162,83 @@ async fn send_resync(
 }
 
 fn now() -> UnixMillis {
-    UnixMillis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
+    UnixMillis(js_sys::Date::now() as i64)
 }
 
-/// Secrets from `wrangler secret put` / `.dev.vars`, plain values from `[vars]`.
+/// Secrets from `wrangler secret put` / `.dev.vars`, plain values from
+/// `[vars]`: all of them in one call (`JSON.stringify(env, names)`, which
+/// reads just those names), or one by one if a value is not a string.
 fn load_config(env: &Env) -> std::result::Result<Config, Vec<crate::ConfigProblem>> {
-    Config::from_lookup(|name| {
-        env.secret(name)
-            .map(|s| s.to_string())
-            .or_else(|_| env.var(name).map(|v| v.to_string()))
-            .ok()
-    })
+    thread_local! {
+        // The names as one JavaScript array, made once per isolate.
+        static NAMES: js_sys::Array = VARIABLES.iter().map(|n| JsValue::from_str(n)).collect();
+    }
+    let all = NAMES
+        .with(|names| JSON::stringify_with_replacer(env, names))
+        .ok()
+        .and_then(|json| json.as_string())
+        .and_then(|json| relay::string_map(&json));
+    match all {
+        Some(values) => Config::from_lookup(|name| values.get(name).cloned()),
+        None => Config::from_lookup(|name| {
+            js_sys::Reflect::get(env, &JsValue::from_str(name))
+                .ok()
+                .and_then(|v| v.as_string())
+        }),
+    }
 }
 
-/// One `fetch`, raced against a timer; the loser is aborted. Built with
+/// One `fetch`, aborted by the runtime's own `AbortSignal.timeout`: no
+/// timer, closure or race of the relay's (a `worker::Delay` cost a
+/// `setTimeout`, a `clearTimeout` and a callback per delivery). Built with
 /// `web_sys` directly: `worker::RequestInit`'s conversion carries the `cf`
 /// options (image resizing and more) into the bundle, and its `Fetch` wraps
 /// the answer in a `worker::Response` only to read the status.
 async fn forward(f: ForwardRequest) -> UpstreamResult {
-    let Ok(controller) = web_sys::AbortController::new() else {
+    let signal = web_sys::AbortSignal::timeout_with_u32(f.timeout_ms);
+    let Ok(sending) = send_forward(&f, &signal) else {
         return UpstreamResult::Unavailable;
     };
-    let Ok(sending) = send_forward(&f, &controller.signal()) else {
-        return UpstreamResult::Unavailable;
-    };
-    let timer = worker::Delay::from(Duration::from_millis(u64::from(f.timeout_ms)));
-    let outcome = match select(sending, timer).await {
-        Either::Left((Ok(response), _)) => {
+    match sending.await {
+        Ok(response) => {
             let response: web_sys::Response = response.unchecked_into();
+            // The answer's body is never read: let the runtime drop it now
+            // and reuse the connection, rather than when it is collected.
+            if let Some(body) = response.body() {
+                let _ = body.cancel();
+            }
             UpstreamResult::Status(response.status())
         }
-        Either::Left((Err(_), _)) => UpstreamResult::Unavailable,
-        Either::Right(((), _)) => UpstreamResult::TimedOut,
-    };
-    if outcome == UpstreamResult::TimedOut {
-        controller.abort();
+        // Rejected because the signal fired: the time ran out.
+        Err(_) if signal.aborted() => UpstreamResult::TimedOut,
+        Err(_) => UpstreamResult::Unavailable,
     }
-    outcome
 }
 
-/// Starts the forward's `fetch`.
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// Starts the forward's `fetch`. Method, redirect mode and headers go over
+/// as one JSON text (`JSON.parse`), not a call per header.
 fn send_forward(
     f: &ForwardRequest,
     signal: &web_sys::AbortSignal,
 ) -> std::result::Result<JsFuture, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in &f.headers {
-        headers.set(name, value)?;
-    }
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
     // Never follow a redirect: a 301/302 turns the POST into a GET, and a 2xx
     // to that GET would be taken for the command's acceptance.
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_headers(&headers);
+    let mut init = String::from(r#"{"method":"POST","redirect":"manual","headers":{"#);
+    for (i, (name, value)) in f.headers.iter().enumerate() {
+        if i > 0 {
+            init.push(',');
+        }
+        init.push_str(&json_string(name));
+        init.push(':');
+        init.push_str(&json_string(value));
+    }
+    init.push_str("}}");
+    let init: web_sys::RequestInit = JSON::parse(&init)?.unchecked_into();
     init.set_body(&Uint8Array::from(f.body.as_slice()));
     init.set_signal(Some(signal));
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();

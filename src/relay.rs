@@ -29,6 +29,8 @@
 //! Each state can only be built by the step before it, so no glue can skip a
 //! check or reorder two.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 
 use clerk_sync_contract::body::{body_read, declared_too_long, BodyRead};
@@ -82,6 +84,13 @@ pub fn allowed_methods(path: &str) -> &'static str {
 pub fn query_of(url: &str) -> Option<&str> {
     let before_fragment = url.split_once('#').map_or(url, |(head, _)| head);
     before_fragment.split_once('?').map(|(_, query)| query)
+}
+
+/// A JSON object of strings, as the glue reads a request's headers
+/// (`Object.fromEntries`) or the relay's variables (`JSON.stringify` with
+/// their names) in one call each; `None` if it is not one.
+pub fn string_map(json: &str) -> Option<BTreeMap<String, String>> {
+    serde_json::from_str(json).ok()
 }
 
 /// The path of a serialized absolute URL (`/` when it has none).
@@ -941,6 +950,22 @@ mod tests {
             UpstreamResult::Status(200),
         );
         assert_eq!(ok.reply.status, 200);
+    }
+
+    #[test]
+    fn string_maps_are_objects_of_strings_only() {
+        let m = string_map(r#"{"content-length":"41","svix-id":"msg_1"}"#).unwrap();
+        assert_eq!(m.get("svix-id").map(String::as_str), Some("msg_1"));
+        assert_eq!(string_map("{}"), Some(BTreeMap::new()));
+        for not in [
+            r#"{"FORWARD_TIMEOUT_MS":8000}"#,
+            "[]",
+            "",
+            "null",
+            r#"{"a":null}"#,
+        ] {
+            assert_eq!(string_map(not), None, "{not}");
+        }
     }
 
     #[test]

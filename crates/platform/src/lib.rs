@@ -8,7 +8,9 @@
 mod wasm {
     use clerk_sync_contract::body::{BodyLimit, BodyRead};
     use futures_util::StreamExt;
-    use worker::{Headers, Request, Response, Result};
+    use worker::js_sys::{futures::JsFuture, Reflect, Uint8Array, JSON};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    use worker::{web_sys, Headers, Request, Response, Result};
 
     /// Why a body could not be read.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,85 @@ mod wasm {
             limit.push(&chunk).map_err(|_| BodyError::TooLarge)?;
         }
         Ok(limit.into_bytes())
+    }
+
+    /// As [`read_body`], on the runtime's own `Request` (no `worker`
+    /// wrapper): one `arrayBuffer()` when a declared length frames the body,
+    /// else its stream chunk by chunk, stopping as soon as it is over `max`.
+    pub async fn read_request_body(
+        req: &web_sys::Request,
+        max: u32,
+        how: BodyRead,
+    ) -> std::result::Result<Vec<u8>, BodyError> {
+        let mut limit = BodyLimit::new(max);
+        if how == BodyRead::Whole {
+            // A request without a body gives an empty buffer.
+            let buffer = req.array_buffer().map_err(|_| BodyError::Unreadable)?;
+            let buffer = JsFuture::from(buffer)
+                .await
+                .map_err(|_| BodyError::Unreadable)?;
+            limit
+                .push(&Uint8Array::new(&buffer).to_vec())
+                .map_err(|_| BodyError::TooLarge)?;
+            return Ok(limit.into_bytes());
+        }
+        let Some(stream) = req.body() else {
+            return Ok(limit.into_bytes());
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        loop {
+            let chunk = JsFuture::from(reader.read())
+                .await
+                .map_err(|_| BodyError::Unreadable)?;
+            if Reflect::get(&chunk, &"done".into()).is_ok_and(|d| d.is_truthy()) {
+                break;
+            }
+            let value = Reflect::get(&chunk, &"value".into()).map_err(|_| BodyError::Unreadable)?;
+            if limit.push(&Uint8Array::new(&value).to_vec()).is_err() {
+                // Stop the sender: nothing more of this body is wanted.
+                let _ = reader.cancel();
+                return Err(BodyError::TooLarge);
+            }
+        }
+        Ok(limit.into_bytes())
+    }
+
+    /// The runtime's own `Response` with `cache-control: no-store`, and
+    /// `Allow` for a 405: status and headers go over as one JSON text, so
+    /// the answer costs two calls into JavaScript, not one per header.
+    pub fn answer(
+        status: u16,
+        content_type: &str,
+        body: &str,
+        allow: Option<&str>,
+    ) -> std::result::Result<web_sys::Response, JsValue> {
+        let mut init = format!(
+            r#"{{"status":{status},"headers":{{"cache-control":"no-store","content-type":{}"#,
+            json_string(content_type)
+        );
+        if let Some(allow) = allow {
+            init.push_str(r#","allow":"#);
+            init.push_str(&json_string(allow));
+        }
+        init.push_str("}}");
+        let init: web_sys::ResponseInit = JSON::parse(&init)?.unchecked_into();
+        web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
+    }
+
+    /// `s` as a JSON string literal.
+    fn json_string(s: &str) -> String {
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 
     /// A JSON answer with `cache-control: no-store`, and `Allow` for a 405.
