@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::MAX_RATE_LIMIT_PER_10S;
 
 pub const WINDOW_MS: i64 = 10_000;
+/// Added to the window when pacing: the time a request is recorded at is
+/// not the time Clerk counts it at (a Worker's clock stands still between
+/// I/O, and the request still has to travel), so a request 10 s after
+/// another by the run's clock can reach Clerk 9.9 s after it. Seen as a
+/// 13th request in a window of 12 against the stand-in after a restart.
+pub const MARGIN_MS: i64 = 500;
+const SPAN_MS: i64 = WINDOW_MS + MARGIN_MS;
 
 /// When each Clerk request in the last 10 seconds was issued, ascending.
 /// Persisted with the run, so a restart keeps the promise; never longer
@@ -18,14 +25,14 @@ pub struct RateWindow(Vec<i64>);
 
 impl RateWindow {
     /// The first moment at or after `now` when one more request keeps every
-    /// 10-second window at `limit` requests or fewer.
+    /// 10-second window at `limit` requests or fewer, with [`MARGIN_MS`] to spare.
     pub fn next_slot(&self, now: UnixMillis, limit: u32) -> UnixMillis {
         let limit = limit.max(1) as usize;
         let mut recent: Vec<i64> = self
             .0
             .iter()
             .copied()
-            .filter(|&t| t > now.as_millis().saturating_sub(WINDOW_MS))
+            .filter(|&t| t > now.as_millis().saturating_sub(SPAN_MS))
             .collect();
         if recent.len() < limit {
             return now;
@@ -34,12 +41,12 @@ impl RateWindow {
         recent.sort_unstable();
         // With n ≥ limit requests in the window, one more may go once only
         // limit − 1 remain: when the (n − limit)-th has left it.
-        UnixMillis(recent[recent.len() - limit].saturating_add(WINDOW_MS)).max(now)
+        UnixMillis(recent[recent.len() - limit].saturating_add(SPAN_MS)).max(now)
     }
 
     /// Records a request issued at `now` and forgets those that left the window.
     pub fn record(&mut self, now: UnixMillis) {
-        let horizon = now.as_millis().saturating_sub(WINDOW_MS);
+        let horizon = now.as_millis().saturating_sub(SPAN_MS);
         self.0.retain(|&t| t > horizon);
         self.0.push(now.as_millis());
         self.0.sort_unstable();
@@ -132,21 +139,21 @@ mod tests {
             assert_eq!(w.next_slot(UnixMillis(t), limit), UnixMillis(t));
             w.record(UnixMillis(t));
         }
-        // Full: the first leaves the window at 10 000.
-        assert_eq!(w.next_slot(UnixMillis(2_500), limit), UnixMillis(10_000));
-        assert_eq!(w.next_slot(UnixMillis(9_999), limit), UnixMillis(10_000));
-        assert_eq!(w.next_slot(UnixMillis(10_000), limit), UnixMillis(10_000));
-        w.record(UnixMillis(10_000));
-        assert_eq!(w.next_slot(UnixMillis(10_000), limit), UnixMillis(11_000));
+        // Full: the first leaves the window at 10 000, and the margin after.
+        assert_eq!(w.next_slot(UnixMillis(2_500), limit), UnixMillis(10_500));
+        assert_eq!(w.next_slot(UnixMillis(10_499), limit), UnixMillis(10_500));
+        assert_eq!(w.next_slot(UnixMillis(10_500), limit), UnixMillis(10_500));
+        w.record(UnixMillis(10_500));
+        assert_eq!(w.next_slot(UnixMillis(10_500), limit), UnixMillis(11_500));
         assert_eq!(w.len(), 3);
         // A lower limit after a restart waits for enough to leave.
-        assert_eq!(w.next_slot(UnixMillis(10_000), 1), UnixMillis(20_000));
+        assert_eq!(w.next_slot(UnixMillis(10_500), 1), UnixMillis(21_000));
     }
 
     #[test]
     fn an_unsorted_or_oversized_window_is_still_safe() {
         let w: RateWindow = serde_json::from_str("[5000, 1000, 3000]").unwrap();
-        assert_eq!(w.next_slot(UnixMillis(5_000), 2), UnixMillis(13_000));
+        assert_eq!(w.next_slot(UnixMillis(5_000), 2), UnixMillis(13_500));
         let mut w: RateWindow = serde_json::from_str(&format!("{:?}", vec![0; 5000])).unwrap();
         w.record(UnixMillis(1));
         assert_eq!(w.len(), MAX_RATE_LIMIT_PER_10S as usize);

@@ -463,13 +463,15 @@ fn the_window_holds_requests_back() {
     run.handle(at(50), ok("[]")); // a second answer changes nothing
     let b = batch(run.poll(at(60)));
     run.handle(at(70), all_applied(&b));
-    // Two requests at 0 and 40: the third waits until the first leaves.
-    assert_eq!(run.poll(at(80)), Action::WakeAt(at(10_000)));
+    // Two requests at 0 and 40: the third waits until the first leaves,
+    // and the pacing margin after it.
+    let free = 10_000 + clerk_sync_resync::pacing::MARGIN_MS;
+    assert_eq!(run.poll(at(80)), Action::WakeAt(at(free)));
     // Restored from storage, the promise holds.
     let mut run = Run::from_json(&run.to_json()).unwrap();
-    assert_eq!(run.poll(at(9_999)), Action::WakeAt(at(10_000)));
+    assert_eq!(run.poll(at(free - 1)), Action::WakeAt(at(free)));
     assert_eq!(
-        clerk(run.poll(at(10_000))),
+        clerk(run.poll(at(free))),
         "/v1/users?limit=1&user_id=user_2"
     );
     assert_eq!(run.counters().clerk_requests, 3);
