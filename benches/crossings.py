@@ -11,7 +11,7 @@ plain workerd against benches/stand-in-api.mjs; a few signed deliveries
 warm it, and the counts of the last one are reported, by import name
 without wasm-bindgen's hash.
 
-  python3 benches/crossings.py DIST [DIST ...] [--body 3KB] [--json OUT]
+  python3 benches/crossings.py DIST [DIST ...] [--body 3KB] [--json OUT [--label NAME]]
 
 Writes a table to stdout (and `--json` the counts) for each bundle.
 """
@@ -126,7 +126,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dists", nargs="+")
     ap.add_argument("--body", default="3KB")
-    ap.add_argument("--json")
+    ap.add_argument("--json", help="also write the counts here, as {label: counts}")
+    ap.add_argument("--label", default=None, help="the label of the (one) bundle in --json")
     args = ap.parse_args()
     out = {}
     for d in args.dists:
@@ -139,7 +140,9 @@ def main():
         for k, v in sorted(c.items(), key=lambda x: (-x[1], x[0])):
             print(f"  {v:4d}  {k}")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        if args.label:
+            out = {args.label: out[args.dists[0]]}
+        Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":

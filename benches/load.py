@@ -126,7 +126,7 @@ def capnp_text(s):
 
 
 class Workerd:
-    def __init__(self, name, dist, bindings):
+    def __init__(self, name, dist, bindings, wait=True, prefix=(), v8_flags=()):
         self.dir = Path(tempfile.mkdtemp(prefix=f"clerk-sync-bench-{name}-"))
         self.port = free_port()
         modules = []
@@ -144,6 +144,7 @@ const config :Workerd.Config = (
     (name = "loopback", network = (allow = ["local"])),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:{self.port}", http = (), service = "main") ],
+  v8Flags = [ {", ".join(f'"{f}"' for f in v8_flags)} ],
 );
 const worker :Workerd.Worker = (
   modules = [ {", ".join(modules)} ],
@@ -154,16 +155,29 @@ const worker :Workerd.Worker = (
 """
         (self.dir / "config.capnp").write_text(config)
         self.log = open(self.dir / "workerd.log", "wb")
+        self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [str(WORKERD), "serve", str(self.dir / "config.capnp")],
+            [*prefix, str(WORKERD), "serve", str(self.dir / "config.capnp")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
         )
-        wait_port(self.port, self.proc, f"workerd ({name})")
+        if wait:
+            wait_port(self.port, self.proc, f"workerd ({name})")
 
     def cpu_seconds(self):
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         # utime and stime are fields 14 and 15 of stat(5); index 11 and 12 after the ")".
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def thread_cpu_seconds(self):
+        """CPU time of the process's live threads in nanoseconds' precision
+        (`/proc/<pid>/task/*/schedstat`), for the short spans of a cold start."""
+        total = 0
+        for stat in Path(f"/proc/{self.proc.pid}/task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return total / 1e9
 
     def stop(self):
         self.proc.terminate()
@@ -267,6 +281,86 @@ def contract_check(base_urls, body_path):
     return {case: next(iter(a.values())) for case, a in answers.items()}
 
 
+def first_delivery(port, body):
+    """One signed delivery, answered 200, or the run fails."""
+    ts = str(int(time.time()))
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhook?secret={QUERY_SECRET}", data=body, method="POST",
+        headers={"content-type": "application/json", "svix-id": MESSAGE_ID,
+                 "svix-timestamp": ts, "svix-signature": sign(body, ts)})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        if r.status != 200:
+            raise SystemExit(f"load: cold start: first delivery answered {r.status}")
+
+
+def listening(port, proc, started, timeout=60):
+    """Seconds from `started` until `port` accepts (polled every millisecond)."""
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise SystemExit("load: cold start: workerd exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.001)
+    raise SystemExit(f"load: cold start: nothing listened on {port}")
+
+
+def cold_start(name, dist, bindings, body):
+    """A fresh workerd to its first answered delivery: wall time and the
+    process's CPU time, at listening and at the answer."""
+    w = Workerd(f"cold-{name}", dist, bindings, wait=False)
+    try:
+        listen_s = listening(w.port, w.proc, w.started)
+        listen_cpu = w.thread_cpu_seconds()
+        first_delivery(w.port, body)
+        answer_s = time.perf_counter() - w.started
+        answer_cpu = w.thread_cpu_seconds()
+    finally:
+        w.stop()
+    return {"listen_ms": 1000 * listen_s, "first_answer_ms": 1000 * answer_s,
+            "listen_cpu_ms": 1000 * listen_cpu, "first_answer_cpu_ms": 1000 * answer_cpu}
+
+
+# V8's own wasm work: decoding, Liftoff and TurboFan compilation units, lazy
+# compilation, instance building (`v8::internal::wasm::…` and its compilers).
+WASM_COMPILE = re.compile(r"v8::internal::wasm::|Liftoff|WasmFullDecoder|WasmGraphBuilder|"
+                          r"compiler::WasmGraph|compiler::turboshaft::Wasm|ModuleDecoder|InstanceBuilder")
+
+
+def wasm_share(dist, bindings, body):
+    """The share of a cold start's CPU (fresh workerd to the first answered
+    delivery, all of the process's threads) that V8 spends decoding,
+    compiling and instantiating the wasm module, from a `perf` profile;
+    None without perf."""
+    if not shutil.which("perf"):
+        return None
+    data = OUT / "cold-start.perf.data"
+    w = Workerd("cold-perf", dist, bindings, wait=False,
+                prefix=("perf", "record", "-q", "-F", "20000", "-o", str(data), "--"))
+    try:
+        listening(w.port, w.proc, w.started)
+        first_delivery(w.port, body)
+        # perf's child is workerd: stop it, and perf writes the profile.
+        children = Path(f"/proc/{w.proc.pid}/task/{w.proc.pid}/children").read_text().split()
+        for child in children:
+            os.kill(int(child), signal.SIGTERM)
+        w.proc.wait(timeout=30)
+    finally:
+        w.stop()
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "sym",
+                             "-g", "none", "-n", "--stdio"], capture_output=True, text=True).stdout
+    total = wasm = 0
+    for line in report.splitlines():
+        parts = line.split(None, 2)
+        if line.startswith("#") or len(parts) < 3 or not parts[1].isdigit():
+            continue
+        total += int(parts[1])
+        if WASM_COMPILE.search(parts[2]) and "wasm-function" not in parts[2]:
+            wasm += int(parts[1])
+    return {"samples": total, "wasm_compile_samples": wasm, "share": wasm / total if total else None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -279,6 +373,8 @@ def main():
                     help="also drive an already built relay bundle (an A/B of a change)")
     ap.add_argument("--only", default="", metavar="NAMES",
                     help="of rust, js and forward-only, drive only these (comma-separated)")
+    ap.add_argument("--cold", type=int, default=5, metavar="N",
+                    help="cold starts per relay (rust and js, alternating); 0 skips them")
     args = ap.parse_args()
     bodies = args.bodies.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
@@ -337,6 +433,25 @@ def main():
         names = list(variants)
         relays = {n: f"http://127.0.0.1:{servers[n].port}" for n in names if variants[n]}
         results["contract"] = contract_check(relays, BODIES["3KB"])
+
+        cold_names = [n for n in ("rust", "js") if n in variants] if args.cold else []
+        if cold_names:
+            body = BODIES["3KB"].read_bytes()
+            cold = {n: [] for n in cold_names}
+            for r in range(args.cold):
+                for name in cold_names[r % 2:] + cold_names[: r % 2]:
+                    c = cold_start(name, dists[name], relay_bindings, body)
+                    cold[name].append(c)
+                    log(f"cold start {r + 1}/{args.cold} {name:>5}: listening {c['listen_ms']:.0f} ms, "
+                        f"first answer {c['first_answer_ms']:.0f} ms, "
+                        f"CPU {c['listen_cpu_ms']:.0f} / {c['first_answer_cpu_ms']:.0f} ms")
+            results["cold"] = {"runs": cold}
+            if "rust" in cold:
+                share = wasm_share(dists["rust"], relay_bindings, body)
+                results["cold"]["rust_wasm"] = share
+                if share:
+                    log(f"cold start rust: {share['share']:.0%} of the CPU to the first answer is "
+                        "V8 decoding, compiling and instantiating the wasm")
 
         for body in bodies:
             path = BODIES[body]

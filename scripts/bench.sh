@@ -6,9 +6,12 @@
 #      JavaScript relay (benches/js-relay) and a forward-only floor, serves
 #      each with plain `workerd serve`, and drives them with wrk in
 #      BENCH_LOAD_ROUNDS alternating rounds (default 5) of BENCH_DURATION
-#      seconds (default 6) on the 3 KB and 64 KB deliveries;
+#      seconds (default 6) on the 3 KB and 64 KB deliveries, after
+#      BENCH_COLD cold starts of each relay (default 5);
 #   3. bundle sizes from `wrangler deploy --dry-run`;
-#   4. benches/report.py writes BENCHMARKS.md.
+#   4. benches/crossings.py counts the JS<->wasm crossings of one delivery,
+#      benches/profile.py profiles each relay under load (perf, if present);
+#   5. benches/report.py writes BENCHMARKS.md.
 # About 10-15 minutes on 2 cores from a clean clone (most of it the first
 # optimized build). All traffic stays on 127.0.0.1 and every run is bounded.
 # Not part of `npm test`; the size budget is (scripts/check-size.sh).
@@ -19,6 +22,7 @@ source scripts/tools.sh
 NATIVE_ROUNDS=${BENCH_NATIVE_ROUNDS:-3}
 LOAD_ROUNDS=${BENCH_LOAD_ROUNDS:-5}
 DURATION=${BENCH_DURATION:-6}
+COLD=${BENCH_COLD:-5}
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -47,7 +51,14 @@ for round in $(seq "$NATIVE_ROUNDS"); do
 done
 
 step "inside workerd: rust vs js vs forward-only ($LOAD_ROUNDS rounds of ${DURATION}s)"
-python3 benches/load.py --rounds "$LOAD_ROUNDS" --duration "$DURATION" --bodies 3KB,64KB
+python3 benches/load.py --rounds "$LOAD_ROUNDS" --duration "$DURATION" --bodies 3KB,64KB --cold "$COLD"
+
+step "JS<->wasm crossings per delivery (benches/crossings.py)"
+python3 benches/crossings.py target/bench/dist-rust --json target/bench/crossings.json --label now
+
+step "where the CPU goes (benches/profile.py; needs perf)"
+rm -f target/bench/profile.json
+python3 benches/profile.py || echo "bench: the profile failed; BENCHMARKS.md goes without it" >&2
 
 step "BENCHMARKS.md"
 python3 benches/report.py write
