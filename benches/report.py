@@ -375,7 +375,7 @@ reports it; CPU per request as above, median of 3 alternating rounds against the
 | body read with one `bytes()` when its length is declared (stream kept for chunked bodies) | 3 KB: 0.537 → 0.455 ms CPU/request | yes |
 | `sha2` at `opt-level = 3` | 64 KB: 1.333 → 0.932 ms CPU/request; +0.4 KiB gzip | yes |
 | `serde_json` at `opt-level = 3` | 64 KB: −0.045 ms (within noise at 3 KB); +3.9 KiB gzip | no |
-| `AbortSignal.timeout()` instead of racing a `Delay` | no measurable change at 3 KB | no |
+| `AbortSignal.timeout()` instead of racing a `Delay` | no measurable change at 3 KB | no (then; yes since issue 13, below: less code, fewer crossings) |
 | the validated configuration cached once per isolate (`OnceLock`) instead of read from `env` on every request | 3 KB: 0.492 → 0.487 ms CPU/request (3 alternating rounds; within noise) | no (no gain) |
 | user events parsed in one pass (envelope and `data` together, the two-pass path kept as the fallback) | native 64 KB `map_event` 98 → 53 µs; workerd 64 KB 0.910 → 0.804 ms, 3 KB within noise; +1.45 KiB gzip | no: a second parse path that must agree with the first forever, for a gain only on rare large deliveries that already cost 0.7× the JavaScript relay |
 
@@ -409,8 +409,9 @@ wasm name section) puts its own wasm at about 0.12–0.15 ms per 3 KB delivery u
 compression function about a sixth of it, serde_json skipping the body (`ignore_value`,
 `skip_to_escape`) about an eighth, the request's inlined state machine, dlmalloc, and a long tail of
 formatting and small allocations. The JavaScript relay's JIT'd code is about 0.06 ms (its JSON.parse
-runs in V8's C++, counted under V8), and the runtime rows (workerd, V8, kernel, malloc) are alike for
-both relays. So the gap at 3 KB is the wasm's own work, not the glue: the next steps are the HMAC
+runs in V8's C++, counted under V8). The runtime rows (workerd, V8, kernel, malloc) moved as much
+between two profiles of one relay as between the two relays (two of each on 2026-12-07; the table
+above is one run of each). So the gap at 3 KB is the wasm's own work, not the glue: the next steps are the HMAC
 through the runtime's WebCrypto (BoringSSL, native SHA-256: the core would hand the glue the signed
 content and compare the MACs it gets back, keeping the constant-time comparison and
 `VerifiedDelivery` in the verifier), serde_json at `opt-level = 3` in Cargo.toml's release profile,
