@@ -23,8 +23,10 @@ use crate::tempdir::TempDir;
 pub const DEV_ADMIN_SECRET: &str = "test-admin-secret";
 
 /// How long `wrangler dev` may take to answer: a bound for a broken start
-/// on a busy machine, not a wait.
-const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// on a busy machine, not a wait. Startup includes the main API's Worker
+/// build (`[build] command`), a full compile when `scripts/test.sh` has not
+/// built it just before.
+const START_TIMEOUT: Duration = Duration::from_secs(900);
 
 fn wrangler() -> Command {
     let mut c = Command::new(crate::repo_root().join("node_modules/.bin/wrangler"));
@@ -35,6 +37,7 @@ fn wrangler() -> Command {
 /// The reference main API (`examples/main-api`) in `wrangler dev`.
 pub struct MainApiDev {
     pub url: String,
+    pub port: u16,
     process: Process,
 }
 
@@ -69,7 +72,7 @@ impl MainApiDev {
         let url = format!("http://127.0.0.1:{port}");
         let health = format!("{url}/health");
         process.wait_ready(START_TIMEOUT, || try_get_status(&health) == Some(200));
-        MainApiDev { url, process }
+        MainApiDev { url, port, process }
     }
 
     pub fn logs(&self) -> String {

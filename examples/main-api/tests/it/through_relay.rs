@@ -13,8 +13,6 @@
 //! Needs the relay bundle in `dist/` and wrangler from `npm ci`: ignored by
 //! a plain `cargo test`, run by `scripts/test.sh`.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -22,36 +20,21 @@ use std::time::{Duration, Instant};
 
 use clerk_sync_contract::time::format_millis;
 use clerk_sync_testkit::prelude::*;
-use clerk_sync_testkit::process;
 use serde_json::{json, Value as Json};
 
 // ---- the API process ------------------------------------------------------
 
-/// A `wrangler dev` of the reference main API.
+/// A `wrangler dev` of the reference main API (testkit's [`MainApiDev`]),
+/// shared by the suites of this binary.
 pub struct MainApi {
     pub url: String,
     pub port: u16,
     // Behind a lock: a `static` must be `Sync`, a child process is not.
-    process: Mutex<Process>,
+    dev: Mutex<MainApiDev>,
 }
-
-/// Startup includes the Worker build (`[build] command`), a full compile
-/// when `scripts/test.sh` has not built it just before: a bound, not a wait.
-const START_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// How long a log line may take to reach wrangler's output: a bound.
 const LOG_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn api_dir() -> PathBuf {
-    repo_root().join("examples/main-api")
-}
-
-fn wrangler() -> Command {
-    let mut c = Command::new(repo_root().join("node_modules/.bin/wrangler"));
-    c.current_dir(api_dir())
-        .env("WRANGLER_SEND_METRICS", "false");
-    c
-}
 
 pub(crate) fn api() -> &'static MainApi {
     static SHARED: OnceLock<MainApi> = OnceLock::new();
@@ -60,48 +43,22 @@ pub(crate) fn api() -> &'static MainApi {
 
 impl MainApi {
     pub fn start() -> Self {
-        // Removed by the process helper's watchdog once the test process is gone.
-        let persist = TempDir::new("main-api").keep();
-        let port = free_port();
-        let inspector = free_port();
-
-        let mut migrate = wrangler();
-        migrate
-            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
-            .arg(&persist);
-        let (ok, out) = process::run(
-            "wrangler d1 migrations apply",
-            migrate,
-            Duration::from_secs(300),
+        let started = Instant::now();
+        let dev = MainApiDev::start();
+        eprintln!(
+            "main API ready on {} after {:.1}s",
+            dev.url,
+            started.elapsed().as_secs_f64()
         );
-        assert!(ok, "migrations failed: {out}");
-
-        let mut dev = wrangler();
-        dev.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &inspector.to_string()])
-            .arg("--persist-to")
-            .arg(&persist)
-            .args(["--var", &format!("API_SECRET:{DEV_API_SECRET}")])
-            .arg("--show-interactive-dev-session=false");
-        let mut process = Process::spawn(
-            "wrangler dev (main API)",
-            dev,
-            &persist.join("wrangler-dev.log"),
-            Some(&persist),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let health = format!("{url}/health");
-        let took = process.wait_ready(START_TIMEOUT, || try_get_status(&health) == Some(200));
-        eprintln!("main API ready on {url} after {:.1}s", took.as_secs_f64());
         MainApi {
-            url,
-            port,
-            process: Mutex::new(process),
+            url: dev.url.clone(),
+            port: dev.port,
+            dev: Mutex::new(dev),
         }
     }
 
     pub fn logs(&self) -> String {
-        self.process.lock().unwrap().logs()
+        self.dev.lock().unwrap().logs()
     }
 
     fn bearer() -> Vec<(String, String)> {
