@@ -11,4 +11,4 @@ ensure_tools
 rm -rf dist
 npx wrangler deploy --dry-run --outdir dist >/dev/null
 (cd workers/resync && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/resync/dist >/dev/null)
-cargo test --release -p clerk-sync-resync-worker --test it -- --ignored --exact bench::bench_full_run --nocapture
+cargo test -p clerk-sync-resync-worker --test it -- --ignored --exact bench::bench_full_run --nocapture
