@@ -159,6 +159,8 @@ const worker :Workerd.Worker = (
         self.proc = subprocess.Popen(
             [*prefix, str(WORKERD), "serve", str(self.dir / "config.capnp")],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            # V8's profiling flags write isolate-*.log files into the working directory.
+            cwd=self.dir,
         )
         if wait:
             wait_port(self.port, self.proc, f"workerd ({name})")
