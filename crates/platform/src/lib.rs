@@ -1,8 +1,8 @@
 //! The few lines of Workers glue that every clerk-sync Worker shares, so each
 //! Worker's own glue stays small and alike: reading a request body within a
 //! limit, as `clerk_sync_contract::body` decided, and an answer. Compiled
-//! for wasm32 only (natively it is empty); it performs I/O and decides
-//! nothing.
+//! for wasm32 only (natively only [`json_string`]); it performs I/O and
+//! decides nothing.
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
@@ -100,31 +100,15 @@ mod wasm {
     ) -> std::result::Result<web_sys::Response, JsValue> {
         let mut init = format!(
             r#"{{"status":{status},"headers":{{"cache-control":"no-store","content-type":{}"#,
-            json_string(content_type)
+            crate::json_string(content_type)
         );
         if let Some(allow) = allow {
             init.push_str(r#","allow":"#);
-            init.push_str(&json_string(allow));
+            init.push_str(&crate::json_string(allow));
         }
         init.push_str("}}");
         let init: web_sys::ResponseInit = JSON::parse(&init)?.unchecked_into();
         web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
-    }
-
-    /// `s` as a JSON string literal.
-    fn json_string(s: &str) -> String {
-        let mut out = String::with_capacity(s.len() + 2);
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
     }
 
     /// A JSON answer with `cache-control: no-store`, and `Allow` for a 405.
@@ -154,3 +138,35 @@ mod wasm {
 
 #[cfg(target_arch = "wasm32")]
 pub use wasm::*;
+
+/// `s` as a JSON string literal (for the few JSON texts the glue hands to
+/// `JSON.parse` in one call).
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(
+            super::json_string("application/json"),
+            r#""application/json""#
+        );
+        assert_eq!(
+            super::json_string("a\"b\\c\n\u{1}é"),
+            r#""a\"b\\c\u000a\u0001é""#
+        );
+    }
+}
