@@ -72,6 +72,7 @@ fn bench_full_run() {
         "d1_batch_ms_median": median(batch_ms.clone()),
         "d1_batch_ms_max": batch_ms.iter().max(),
         "floor_s_at_1000_per_10s": floor_s,
+        "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "),
         "run": status,
     });
     let out = repo_root().join("target/bench");
