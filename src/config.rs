@@ -269,29 +269,9 @@ fn is_http_base_url(text: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
 }
 
-/// The host of an `http(s)://` URL, lowercase and without port or
-/// brackets; `None` when it is not one.
-pub fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split_once(']').map(|(h, _)| h);
-    }
-    Some(authority.split(':').next().unwrap_or(authority))
-}
-
-/// `localhost`, `*.localhost`, 127.0.0.0/8 or `::1`: a developer's machine.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host == "::1"
-        || host == "0:0:0:0:0:0:0:1"
-        || host.strip_prefix("127.").is_some_and(|rest| {
-            rest.split('.').count() == 3 && rest.split('.').all(|o| o.parse::<u8>().is_ok())
-        })
-}
+/// The two URL questions (which host, and is it a developer's machine)
+/// are the contract's, shared with the re-sync Worker.
+pub use clerk_sync_contract::url::{is_loopback_host, url_host};
 
 fn parse_number(
     text: Option<String>,
