@@ -308,6 +308,20 @@ def listening(port, proc, started, timeout=60):
     raise SystemExit(f"load: cold start: nothing listened on {port}")
 
 
+def bindings_for(api_port):
+    """The relay's settings for a bench run, forwarding to the stand-in API on api_port."""
+    return {
+        "CLERK_WEBHOOK_SECRET": SIGNING_SECRET,
+        "WEBHOOK_QUERY_SECRET": QUERY_SECRET,
+        "API_SECRET": API_SECRET,
+        "API_URL": f"http://127.0.0.1:{api_port}",
+        "API_SYNC_PATH": SYNC_PATH,
+        "FORWARD_TIMEOUT_MS": "8000",
+        "MAX_BODY_BYTES": "262144",
+        "ALLOW_UNSIGNED_WEBHOOKS": "false",
+    }
+
+
 def cold_start(name, dist, bindings, body):
     """A fresh workerd to its first answered delivery: wall time and the
     process's CPU time, at listening and at the answer."""
@@ -418,16 +432,7 @@ def main():
     }
     try:
         wait_port(api_port, api, "stand-in API")
-        relay_bindings = {
-            "CLERK_WEBHOOK_SECRET": SIGNING_SECRET,
-            "WEBHOOK_QUERY_SECRET": QUERY_SECRET,
-            "API_SECRET": API_SECRET,
-            "API_URL": f"http://127.0.0.1:{api_port}",
-            "API_SYNC_PATH": SYNC_PATH,
-            "FORWARD_TIMEOUT_MS": "8000",
-            "MAX_BODY_BYTES": "262144",
-            "ALLOW_UNSIGNED_WEBHOOKS": "false",
-        }
+        relay_bindings = bindings_for(api_port)
         floor_bindings = {"API_URL": f"http://127.0.0.1:{api_port}", "API_SYNC_PATH": SYNC_PATH}
         for name, relay in variants.items():
             servers[name] = Workerd(name, dists[name], relay_bindings if relay else floor_bindings)

@@ -94,12 +94,7 @@ def main():
     out = {}
     try:
         load.wait_port(api_port, api, "stand-in API")
-        bindings = {
-            "CLERK_WEBHOOK_SECRET": load.SIGNING_SECRET, "WEBHOOK_QUERY_SECRET": load.QUERY_SECRET,
-            "API_SECRET": load.API_SECRET, "API_URL": f"http://127.0.0.1:{api_port}",
-            "API_SYNC_PATH": load.SYNC_PATH, "FORWARD_TIMEOUT_MS": "8000",
-            "MAX_BODY_BYTES": "262144", "ALLOW_UNSIGNED_WEBHOOKS": "false",
-        }
+        bindings = load.bindings_for(api_port)
         for body in args.bodies.split(","):
             for name in args.relays.split(","):
                 dist = load.OUT / f"dist-{name}"
