@@ -50,14 +50,18 @@ const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // Health needs no run state: answered here, without waking the object.
     if req.path() == admin::HEALTH_PATH && req.method() == Method::Get {
-        let config = ResyncConfig::from_lookup(lookup(&env));
-        let reply = Reply::health(config.as_ref().map(|_| ()));
+        let reply = health(&env);
         return json_response(reply.status, reply.body, reply.allow);
     }
     let stub = env
         .durable_object(COORDINATOR_BINDING)?
         .get_by_name(COORDINATOR_NAME)?;
     stub.fetch_with_request(req).await
+}
+
+/// `GET /internal/health`: on, or off naming what is missing.
+fn health(env: &Env) -> Reply {
+    Reply::health(ResyncConfig::from_lookup(lookup(env)).as_ref().map(|_| ()))
 }
 
 /// Secrets first (`wrangler secret put`, `.dev.vars`), then `[vars]`.
@@ -156,13 +160,12 @@ impl ResyncCoordinator {
             )?;
         }
         if *route == Route::Health {
-            let config = ResyncConfig::from_lookup(&lookup);
-            return Ok(Reply::health(config.as_ref().map(|_| ())));
+            return Ok(health(&self.env));
         }
         let config = ResyncConfig::from_lookup(&lookup).map_err(AdminError::Unconfigured)?;
         self.load().await?;
         match route {
-            Route::Health => unreachable!("answered above"),
+            Route::Health => Ok(health(&self.env)),
             Route::Start => {
                 let body = self
                     .body(req, clerk_sync_resync::start::MAX_START_BODY_BYTES)
@@ -224,12 +227,12 @@ impl ResyncCoordinator {
         scope: Scope,
         config: &ResyncConfig,
     ) -> std::result::Result<Reply, AdminError> {
+        let scope_name = scope.name();
         let id = self.with(|c| c.start(scope, config.run.clone(), now(), random_u64()))?;
         self.save().await?;
         self.arm(0).await?;
-        let status = self.with(|c| c.latest())?;
         log(
-            json!({"level": "info", "event": "resync_start", "run_id": id.as_str(), "scope": status["scope"]}),
+            json!({"level": "info", "event": "resync_start", "run_id": id.as_str(), "scope": scope_name}),
             "resync",
         );
         Ok(Reply::started(&id))
