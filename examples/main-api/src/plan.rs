@@ -117,20 +117,36 @@ macro_rules! winner {
     };
 }
 
-/// The signups the command's Clerk user (`?1`) claimed: the only ones
-/// whose winner this command can change.
-macro_rules! claimed {
+/// The Clerk ids of the commands being applied: `?1`, a JSON array (one
+/// parameter, however many commands: D1 binds at most 100).
+macro_rules! ids {
     () => {
-        "(SELECT signup_id FROM link_claims WHERE clerk_id = ?1)"
+        "(SELECT value FROM json_each(?1))"
     };
 }
 
-/// The Clerk users whose row this command can move or change: its own
-/// (`?1`), and every other claimant of a signup it claimed.
+/// The signups the commands' Clerk users claimed: the only ones whose
+/// winner these commands can change.
+macro_rules! claimed {
+    () => {
+        concat!(
+            "(SELECT signup_id FROM link_claims WHERE clerk_id IN ",
+            ids!(),
+            ")"
+        )
+    };
+}
+
+/// The Clerk users whose rows these commands can move or change: their
+/// own, and every other claimant of a signup they claimed.
 macro_rules! affected {
     () => {
-        "(SELECT ?1 UNION SELECT n.clerk_id FROM link_claims n
-    WHERE n.signup_id IN (SELECT signup_id FROM link_claims WHERE clerk_id = ?1))"
+        concat!(
+            "(SELECT value FROM json_each(?1) UNION SELECT n.clerk_id FROM link_claims n
+    WHERE n.signup_id IN ",
+            claimed!(),
+            ")"
+        )
     };
 }
 
@@ -203,8 +219,10 @@ macro_rules! email_taken_by {
 macro_rules! rendered {
     () => {
         concat!(
-            "(SELECT ?1 UNION SELECT n.clerk_id FROM link_claims n
-    WHERE n.signup_id IN (SELECT signup_id FROM link_claims WHERE clerk_id = ?1)
+            "(SELECT value FROM json_each(?1) UNION SELECT n.clerk_id FROM link_claims n
+    WHERE n.signup_id IN ",
+            claimed!(),
+            "
     UNION SELECT e.clerk_id FROM clerk_users e
     WHERE e.email IN (SELECT cu.email FROM clerk_users cu WHERE cu.clerk_id IN ",
             affected!(),
@@ -237,7 +255,9 @@ macro_rules! shown_email {
 macro_rules! signup_candidates {
     () => {
         concat!(
-            "(SELECT signup_id FROM link_claims WHERE clerk_id = ?1
+            "(SELECT signup_id FROM link_claims WHERE clerk_id IN ",
+            ids!(),
+            "
     UNION SELECT s.id FROM signups s WHERE s.email IN ",
             affected_emails!(),
             "
@@ -260,22 +280,32 @@ macro_rules! signup_rows_to_check {
     };
 }
 
-// ---- applying a command -------------------------------------------------
+// ---- applying commands ----------------------------------------------------
+// The statements below apply a *chunk*: commands with distinct Clerk ids and
+// operation ids. `?1` is the chunk's commands as one JSON array (see
+// [`Chunk`]), `?2` the time. Each statement takes every command of the chunk
+// at once, so a chunk of 500 costs the same dozen statements as a chunk of
+// one: D1 runs each statement of a batch on its own, and preparing these is
+// most of what a statement costs.
 
-/// Claims the operation id first: a repeat fails here, on the primary key,
+/// Claims the operation ids first: a repeat fails here, on the primary key,
 /// and the whole batch is rolled back. 'applied' is provisional until
-/// [`SET_OUTCOME`].
-pub const CLAIM_OPERATION: &str = "\
+/// [`SET_OUTCOMES`].
+pub const CLAIM_OPERATIONS: &str = "\
 INSERT INTO applied_operations (operation_id, command, clerk_id, outcome, applied_at)
-VALUES (?1, ?2, ?3, 'applied', ?4)";
+SELECT j.value ->> 'op', j.value ->> 'command', j.value ->> 'clerk_id', 'applied', ?2
+FROM json_each(?1) j";
 
-/// Keeps the Clerk user's newest data: the greatest (version, data_key,
+/// Keeps each Clerk user's newest data: the greatest (version, data_key,
 /// operation_id), so equal versions are decided the same way in any order.
 /// Deleted users included: their row shows the data they were deleted with.
-pub const STORE_CLERK_USER: &str = "\
+pub const STORE_CLERK_USERS: &str = "\
 INSERT INTO clerk_users (clerk_id, email, first_name, last_name, username, image_url,
                          created_at, version, data_key, operation_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+SELECT j.value ->> 'clerk_id', j.value ->> 'email', j.value ->> 'first_name',
+       j.value ->> 'last_name', j.value ->> 'username', j.value ->> 'image_url',
+       j.value ->> 'created_at', j.value ->> 'version', j.value ->> 'data_key', j.value ->> 'op'
+FROM json_each(?1) j WHERE j.value ->> 'command' = 'upsert_user'
 ON CONFLICT (clerk_id) DO UPDATE SET
     email = excluded.email,
     first_name = excluded.first_name,
@@ -289,7 +319,7 @@ ON CONFLICT (clerk_id) DO UPDATE SET
 WHERE (excluded.version, excluded.data_key, excluded.operation_id)
     > (clerk_users.version, clerk_users.data_key, clerk_users.operation_id)";
 
-/// Records the claims this version makes, whether or not its data is the
+/// Records the claims each version makes, whether or not its data is the
 /// newest: a signup waiting for an external id is claimed by the Clerk user
 /// whose `external_id` is its id (at the version's time); a signup waiting
 /// for an email by a Clerk user created (by Clerk's `created_at`) no earlier
@@ -297,13 +327,15 @@ WHERE (excluded.version, excluded.data_key, excluded.operation_id)
 /// of whose versions carried it verified (at its `created_at`).
 pub const RECORD_CLAIMS: &str = "\
 INSERT INTO link_claims (signup_id, clerk_id, claimed_at, created_with, verified)
-SELECT s.id, ?1,
-       CASE s.link_by WHEN 'external_id' THEN ?2 ELSE ?5 END,
-       CASE WHEN s.link_by = 'external_id' OR ?6 = '1' THEN 1 ELSE 0 END,
-       CASE WHEN s.link_by = 'external_id' OR ?7 = '1' THEN 1 ELSE 0 END
-FROM signups s
-WHERE (s.link_by = 'external_id' AND s.id = ?3)
-   OR (s.link_by = 'email' AND s.email = ?4 AND ?5 >= s.created_at)
+SELECT s.id, j.value ->> 'clerk_id',
+       CASE s.link_by WHEN 'external_id' THEN j.value ->> 'version' ELSE j.value ->> 'created_at' END,
+       CASE WHEN s.link_by = 'external_id' OR j.value ->> 'creation' = '1' THEN 1 ELSE 0 END,
+       CASE WHEN s.link_by = 'external_id' OR j.value ->> 'verified' = '1' THEN 1 ELSE 0 END
+FROM json_each(?1) j JOIN signups s
+  ON (s.link_by = 'external_id' AND s.id = j.value ->> 'external_id')
+  OR (s.link_by = 'email' AND s.email = j.value ->> 'email'
+      AND j.value ->> 'created_at' >= s.created_at)
+WHERE j.value ->> 'command' = 'upsert_user'
 ON CONFLICT (signup_id, clerk_id) DO UPDATE SET
     claimed_at = MIN(claimed_at, excluded.claimed_at),
     created_with = MAX(created_with, excluded.created_with),
@@ -311,22 +343,27 @@ ON CONFLICT (signup_id, clerk_id) DO UPDATE SET
 
 /// A delete's `external_id` claims that signup too, later than any version
 /// could: it only decides when no version of the user was ever received.
-pub const RECORD_DELETE_CLAIM: &str = "\
+pub const RECORD_DELETE_CLAIMS: &str = "\
 INSERT INTO link_claims (signup_id, clerk_id, claimed_at, created_with, verified)
-SELECT s.id, ?1, '9999-12-31T23:59:59.999Z', 1, 1
-FROM signups s WHERE s.link_by = 'external_id' AND s.id = ?2
+SELECT s.id, j.value ->> 'clerk_id', '9999-12-31T23:59:59.999Z', 1, 1
+FROM json_each(?1) j JOIN signups s
+  ON s.link_by = 'external_id' AND s.id = j.value ->> 'external_id'
+WHERE j.value ->> 'command' = 'delete_user'
 ON CONFLICT (signup_id, clerk_id) DO NOTHING";
 
 /// The first delete of a Clerk id leaves a tombstone; later ones keep it.
-pub const TOMBSTONE: &str = "\
-INSERT INTO clerk_tombstones (clerk_id, deleted_at, operation_id) VALUES (?1, ?2, ?3)
+pub const TOMBSTONES: &str = "\
+INSERT INTO clerk_tombstones (clerk_id, deleted_at, operation_id)
+SELECT j.value ->> 'clerk_id', ?2, j.value ->> 'op'
+FROM json_each(?1) j WHERE j.value ->> 'command' = 'delete_user'
 ON CONFLICT (clerk_id) DO NOTHING";
 
-/// The operation is taken: it no longer counts as failing.
-pub const CLEAR_FAILURE: &str = "DELETE FROM sync_failures WHERE operation_id = ?1";
+/// The operations are taken: they no longer count as failing.
+pub const CLEAR_FAILURES: &str = "\
+DELETE FROM sync_failures WHERE operation_id IN (SELECT j.value ->> 'op' FROM json_each(?1) j)";
 
-// ---- rendering the rows the command touches ----------------------------
-// `?1` is the command's Clerk id, `?2` the time. In this order: move the
+// ---- rendering the rows the commands touch -------------------------------
+// `?1` is the chunk's Clerk ids (a JSON array), `?2` the time. In this order: move the
 // Clerk ids (unlink, drop the rows being replaced, link, create), clear the
 // emails about to move, then render state, data and signup emails.
 
@@ -346,7 +383,9 @@ pub const DROP_REPLACED_ROWS: &str = concat!(
 WHERE id NOT IN (SELECT id FROM signups)
   AND clerk_id IN (SELECT ",
     winner!("a.signup_id"),
-    " FROM link_claims a WHERE a.clerk_id = ?1)"
+    " FROM link_claims a WHERE a.clerk_id IN ",
+    ids!(),
+    ")"
 );
 
 /// Links the claimed signups to their winners.
@@ -377,7 +416,9 @@ pub const RELEASE_EMAILS: &str = concat!(
 WHERE id IN (SELECT r.id FROM users r WHERE r.clerk_id IN ",
     rendered!(),
     "
-             UNION SELECT signup_id FROM link_claims WHERE clerk_id = ?1
+             UNION SELECT signup_id FROM link_claims WHERE clerk_id IN ",
+    ids!(),
+    "
              UNION SELECT s.id FROM signups s WHERE s.email IN ",
     affected_emails!(),
     ")
@@ -546,23 +587,31 @@ WHERE +clerk_id IS NULL AND ",
     signup_status!()
 );
 
-/// An upsert's outcome: whether its data is now the Clerk user's newest.
-pub const SET_OUTCOME: &str = "\
+/// Each upsert's outcome: whether its data is now its Clerk user's newest.
+pub const SET_OUTCOMES: &str = "\
 UPDATE applied_operations SET outcome = CASE
-    WHEN EXISTS (SELECT 1 FROM clerk_tombstones WHERE clerk_id = ?2) THEN 'ignored_deleted'
-    WHEN EXISTS (SELECT 1 FROM clerk_users WHERE clerk_id = ?2 AND operation_id = ?1) THEN 'applied'
+    WHEN EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = applied_operations.clerk_id)
+        THEN 'ignored_deleted'
+    WHEN EXISTS (SELECT 1 FROM clerk_users cu WHERE cu.clerk_id = applied_operations.clerk_id
+                   AND cu.operation_id = applied_operations.operation_id) THEN 'applied'
     ELSE 'stale' END
-WHERE operation_id = ?1";
+WHERE operation_id IN (SELECT j.value ->> 'op' FROM json_each(?1) j
+                       WHERE j.value ->> 'command' = 'upsert_user')";
 
-/// The audit row of an applied command, with the outcome just decided.
+/// The audit rows of applied commands, with the outcomes just decided, in
+/// the chunk's order.
 pub const AUDIT_APPLIED: &str = "\
 INSERT INTO sync_audit (received_at, operation_id, command, event_type, clerk_id, outcome, error)
-SELECT ?1, operation_id, command, ?2, clerk_id, outcome, NULL
-FROM applied_operations WHERE operation_id = ?3";
+SELECT ?2, a.operation_id, a.command, j.value ->> 'event_type', a.clerk_id, a.outcome, NULL
+FROM json_each(?1) j JOIN applied_operations a ON a.operation_id = j.value ->> 'op'
+ORDER BY j.key";
 
-/// The last statement of an apply batch, and of a failure batch: the
-/// operation's `outcome`, if it was applied.
-pub const READ_OUTCOME: &str = "SELECT outcome FROM applied_operations WHERE operation_id = ?1";
+/// The last statement of a chunk, and of a failure batch: each operation's
+/// `outcome`, if it was applied, in the chunk's order.
+pub const READ_OUTCOMES: &str = "\
+SELECT a.operation_id, a.outcome
+FROM json_each(?1) j JOIN applied_operations a ON a.operation_id = j.value ->> 'op'
+ORDER BY j.key";
 
 // ---- recording what did not apply ---------------------------------------
 // Every write here is guarded by the operation not being applied: a batch
@@ -793,83 +842,90 @@ pub fn rows(q: &RowsQuery) -> Batch {
 
 // ---- plans --------------------------------------------------------------
 
-/// The one batch that applies a command. Its last statement reads the
-/// outcome back.
+/// The one batch that applies a command: a chunk of one. Its last
+/// statement reads the outcome back.
 pub fn apply(c: &ValidCommand, now: &str) -> Batch {
-    let cmd = c.command();
-    let op = cmd.operation_id.as_str();
-    let id = cmd.clerk_id.as_str();
-    let mut statements = vec![stmt(
-        CLAIM_OPERATION,
-        [
-            op.into(),
-            cmd.command.as_str().into(),
-            id.into(),
-            now.into(),
-        ],
-    )];
-    match (cmd.command, &cmd.user) {
-        (CommandKind::UpsertUser, Some(user)) => {
-            statements.push(stmt(
-                STORE_CLERK_USER,
-                [
-                    id.into(),
-                    user.email.as_deref().into(),
-                    user.first_name.as_deref().into(),
-                    user.last_name.as_deref().into(),
-                    user.username.as_deref().into(),
-                    user.image_url.as_deref().into(),
-                    user.created_at.as_deref().into(),
-                    c.version().into(),
-                    c.data_key().as_str().into(),
-                    op.into(),
-                ],
-            ));
-            statements.push(record_claims(c));
-            statements.push(stmt(CLEAR_FAILURE, [op.into()]));
-            statements.extend(render(id, now));
-            statements.push(stmt(SET_OUTCOME, [op.into(), id.into()]));
-        }
-        _ => {
-            // delete_user (validation guarantees an upsert has a user).
-            statements.push(stmt(
-                RECORD_DELETE_CLAIM,
-                [id.into(), c.external_id().into()],
-            ));
-            statements.push(stmt(TOMBSTONE, [id.into(), now.into(), op.into()]));
-            statements.push(stmt(CLEAR_FAILURE, [op.into()]));
-            statements.extend(render(id, now));
-        }
+    Batch {
+        statements: apply_chunk(&[c], now),
     }
-    statements.push(stmt(
-        AUDIT_APPLIED,
-        [now.into(), cmd.event_type.as_str().into(), op.into()],
-    ));
-    statements.push(stmt(READ_OUTCOME, [op.into()]));
-    Batch { statements }
 }
 
-fn record_claims(c: &ValidCommand) -> Statement {
-    let user = c.command().user.as_ref();
-    stmt(
-        RECORD_CLAIMS,
-        [
-            c.command().clerk_id.as_str().into(),
-            c.version().into(),
-            c.external_id().into(),
-            user.and_then(|u| u.email.as_deref()).into(),
-            user.and_then(|u| u.created_at.as_deref()).into(),
-            c.is_creation().into(),
-            c.verified_email().is_some().into(),
-        ],
-    )
+/// The statements that apply a chunk: commands with distinct Clerk ids and
+/// distinct operation ids not applied before. The last one reads their
+/// outcomes back ([`READ_OUTCOMES`]).
+///
+/// Distinct Clerk ids make the chunk end as its commands applied one by one
+/// in any order would: each command only adds facts that merge the same way
+/// in any order, the rows are then rendered from all of them, and no
+/// command's outcome depends on another's (each decides only its own user's
+/// data). Two commands for one user go in different chunks, in their order.
+fn apply_chunk(chunk: &[&ValidCommand], now: &str) -> Vec<Statement> {
+    let commands = facts(chunk);
+    let upserts = chunk.iter().any(|c| c.kind() == CommandKind::UpsertUser);
+    let deletes = chunk.iter().any(|c| c.kind() == CommandKind::DeleteUser);
+    let with_time = |sql| stmt(sql, [commands.clone(), now.into()]);
+    let alone = |sql| stmt(sql, [commands.clone()]);
+    let mut statements = vec![with_time(CLAIM_OPERATIONS)];
+    if upserts {
+        statements.push(alone(STORE_CLERK_USERS));
+        statements.push(alone(RECORD_CLAIMS));
+    }
+    if deletes {
+        statements.push(alone(RECORD_DELETE_CLAIMS));
+        statements.push(with_time(TOMBSTONES));
+    }
+    statements.push(alone(CLEAR_FAILURES));
+    statements.extend(render(chunk, now));
+    if upserts {
+        statements.push(alone(SET_OUTCOMES));
+    }
+    statements.push(with_time(AUDIT_APPLIED));
+    statements.push(alone(READ_OUTCOMES));
+    statements
 }
 
-/// The statements that render the rows of the command's Clerk user `id`
-/// and of the users it competes with for a signup.
-fn render(id: &str, now: &str) -> Vec<Statement> {
-    let one = |sql| stmt(sql, [id.into()]);
-    let two = |sql| stmt(sql, [id.into(), now.into()]);
+/// The commands as the one JSON parameter the statements of a chunk read
+/// with `json_each`: for each, what those statements need, under the names
+/// they use.
+fn facts(chunk: &[&ValidCommand]) -> Value {
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let list: Vec<serde_json::Value> = chunk
+        .iter()
+        .map(|c| {
+            let cmd = c.command();
+            let user = cmd.user.as_ref();
+            serde_json::json!({
+                "op": cmd.operation_id,
+                "command": cmd.command.as_str(),
+                "clerk_id": cmd.clerk_id,
+                "event_type": cmd.event_type,
+                "email": user.and_then(|u| u.email.as_deref()),
+                "first_name": user.and_then(|u| u.first_name.as_deref()),
+                "last_name": user.and_then(|u| u.last_name.as_deref()),
+                "username": user.and_then(|u| u.username.as_deref()),
+                "image_url": user.and_then(|u| u.image_url.as_deref()),
+                "created_at": user.and_then(|u| u.created_at.as_deref()),
+                "version": c.version(),
+                "data_key": c.data_key(),
+                "external_id": c.external_id(),
+                "creation": flag(c.is_creation()),
+                "verified": flag(c.verified_email().is_some()),
+            })
+        })
+        .collect();
+    Value::Text(serde_json::Value::Array(list).to_string())
+}
+
+/// The statements that render the rows of the chunk's Clerk users and of
+/// the users they compete with for a signup.
+fn render(chunk: &[&ValidCommand], now: &str) -> Vec<Statement> {
+    let ids: Vec<&str> = chunk
+        .iter()
+        .map(|c| c.command().clerk_id.as_str())
+        .collect();
+    let ids = Value::Text(serde_json::to_string(&ids).expect("strings always serialize"));
+    let one = |sql| stmt(sql, [ids.clone()]);
+    let two = |sql| stmt(sql, [ids.clone(), now.into()]);
     vec![
         one(UNLINK_LOSERS),
         one(DROP_REPLACED_ROWS),
@@ -919,7 +975,7 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
         [op.into(), id.into(), detail.into(), now.into()],
     )];
     if cmd.command == CommandKind::UpsertUser {
-        statements.push(record_claims(c));
+        statements.push(stmt(RECORD_CLAIMS, [facts(&[c])]));
         statements.push(stmt(FAILED_LINK, [id.into(), op.into()]));
         statements.push(stmt(
             FAILED_PLACEHOLDER,
@@ -941,7 +997,7 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
             detail.into(),
         ],
     ));
-    statements.push(stmt(READ_OUTCOME, [op.into()]));
+    statements.push(stmt(READ_OUTCOMES, [facts(&[c])]));
     (error, Batch { statements })
 }
 
@@ -970,8 +1026,9 @@ pub enum Step {
     /// Its operation id was applied before, or earlier in the same batch:
     /// only its `duplicate` audit row is written.
     Duplicate,
-    /// Applied by the plan: its outcome is the first row of the results of
-    /// the statement at `outcome_at` (or none, if it was not applied).
+    /// Applied by the plan: its outcome is the row with its operation id
+    /// in the results of the statement at `outcome_at` (none if it was not
+    /// applied).
     Apply { outcome_at: usize },
 }
 
@@ -983,13 +1040,13 @@ pub struct BatchPlan {
     pub steps: Vec<Step>,
 }
 
-/// The commands of a batch in one transaction, in order: each one's
-/// statements exactly as [`apply`] plans it alone, so that the transaction
-/// ends as the commands sent one by one would (each statement reads what
-/// the ones before it wrote), and the batch is all taken or none of it. A
+/// The commands of a batch in one transaction, in order, so that it ends
+/// as the commands sent one by one would and is all taken or none of it.
+/// The commands are cut into chunks ([`apply_chunk`]): a chunk ends before
+/// a second command for one of its Clerk users, and before a duplicate. A
 /// command whose operation id is in `applied`, or earlier in the batch, is
 /// a duplicate: its claim would fail on the primary key and roll back the
-/// whole transaction, so it only gets its audit row.
+/// whole transaction, so it only gets its audit row, in its place.
 pub fn apply_all(
     commands: &[ValidCommand],
     applied: &std::collections::HashSet<String>,
@@ -998,18 +1055,44 @@ pub fn apply_all(
     let mut statements = Vec::new();
     let mut steps = Vec::with_capacity(commands.len());
     let mut seen = std::collections::HashSet::new();
+    let mut chunk: Vec<&ValidCommand> = Vec::new();
+    let mut users = std::collections::HashSet::new();
+    // Applies the chunk: its commands' steps (the last ones pushed) point
+    // at its last statement.
+    let flush = |chunk: &mut Vec<&ValidCommand>,
+                 users: &mut std::collections::HashSet<&str>,
+                 statements: &mut Vec<Statement>,
+                 steps: &mut Vec<Step>| {
+        if chunk.is_empty() {
+            return;
+        }
+        statements.extend(apply_chunk(chunk, now));
+        let at = steps.len() - chunk.len();
+        for step in &mut steps[at..] {
+            *step = Step::Apply {
+                outcome_at: statements.len() - 1,
+            };
+        }
+        chunk.clear();
+        users.clear();
+    };
     for c in commands {
-        let op = c.command().operation_id.as_str();
-        if applied.contains(op) || !seen.insert(op) {
+        let cmd = c.command();
+        if applied.contains(&cmd.operation_id) || !seen.insert(cmd.operation_id.as_str()) {
+            flush(&mut chunk, &mut users, &mut statements, &mut steps);
             statements.push(duplicate_audit(c, now));
             steps.push(Step::Duplicate);
-        } else {
-            statements.extend(apply(c, now).statements);
-            steps.push(Step::Apply {
-                outcome_at: statements.len() - 1,
-            });
+            continue;
         }
+        if !users.insert(cmd.clerk_id.as_str()) {
+            flush(&mut chunk, &mut users, &mut statements, &mut steps);
+            users.insert(cmd.clerk_id.as_str());
+        }
+        chunk.push(c);
+        // A placeholder until the chunk is planned.
+        steps.push(Step::Apply { outcome_at: 0 });
     }
+    flush(&mut chunk, &mut users, &mut statements, &mut steps);
     BatchPlan {
         batch: Batch { statements },
         steps,
@@ -1145,10 +1228,14 @@ mod tests {
     }
 
     fn upsert() -> ValidCommand {
+        upsert_as("msg_u", "user_1")
+    }
+
+    fn upsert_as(op: &str, clerk_id: &str) -> ValidCommand {
         let v = json!({
-            "version": 1, "command": "upsert_user", "operation_id": "msg_u",
+            "version": 1, "command": "upsert_user", "operation_id": op,
             "event_type": "user.created", "occurred_at": "2024-01-05T04:46:40.000Z",
-            "received_at": "2024-01-05T04:46:41.000Z", "clerk_id": "user_1",
+            "received_at": "2024-01-05T04:46:41.000Z", "clerk_id": clerk_id,
             "user": {"email": "a@example.com", "email_verified": true, "first_name": null,
                      "last_name": null, "username": null, "image_url": null,
                      "external_id": "42", "created_at": "2024-01-05T04:46:40.000Z",
@@ -1161,6 +1248,14 @@ mod tests {
         b.statements.iter().map(|s| s.sql).collect()
     }
 
+    /// The JSON parameter of a chunk's statements.
+    fn facts_of(s: &Statement) -> serde_json::Value {
+        match &s.params[0] {
+            Value::Text(t) => serde_json::from_str(t).unwrap(),
+            Value::Null => panic!("no facts"),
+        }
+    }
+
     #[test]
     fn the_claim_comes_first_and_the_outcome_is_read_last() {
         let b = apply(&delete(Some("42")), "2024-01-05T04:46:42.000Z");
@@ -1168,41 +1263,55 @@ mod tests {
         assert_eq!(
             s[..4],
             [
-                CLAIM_OPERATION,
-                RECORD_DELETE_CLAIM,
-                TOMBSTONE,
-                CLEAR_FAILURE
+                CLAIM_OPERATIONS,
+                RECORD_DELETE_CLAIMS,
+                TOMBSTONES,
+                CLEAR_FAILURES
             ]
         );
-        assert_eq!(s[s.len() - 2..], [AUDIT_APPLIED, READ_OUTCOME]);
+        assert_eq!(s[s.len() - 2..], [AUDIT_APPLIED, READ_OUTCOMES]);
         // A delete claims by external id only.
+        let f = facts_of(&b.statements[1]);
         assert_eq!(
-            b.statements[1].params,
-            [Value::from("user_1"), Value::from("42")]
+            (&f[0]["clerk_id"], &f[0]["external_id"], &f[0]["command"]),
+            (&json!("user_1"), &json!("42"), &json!("delete_user"))
         );
         let b = apply(&upsert(), "2024-01-05T04:46:42.000Z");
         let s = sqls(&b);
         assert_eq!(
             s[..4],
             [
-                CLAIM_OPERATION,
-                STORE_CLERK_USER,
+                CLAIM_OPERATIONS,
+                STORE_CLERK_USERS,
                 RECORD_CLAIMS,
-                CLEAR_FAILURE
+                CLEAR_FAILURES
             ]
         );
-        assert_eq!(s[s.len() - 3..], [SET_OUTCOME, AUDIT_APPLIED, READ_OUTCOME]);
-        // The claim: external id, email, created_at, a creation, verified.
         assert_eq!(
-            b.statements[2].params[2..],
+            s[s.len() - 3..],
+            [SET_OUTCOMES, AUDIT_APPLIED, READ_OUTCOMES]
+        );
+        // The claim: external id, email, created_at, a creation, verified.
+        let f = facts_of(&b.statements[2]);
+        assert_eq!(
             [
-                Value::from("42"),
-                Value::from("a@example.com"),
-                Value::from("2024-01-05T04:46:40.000Z"),
-                Value::from(true),
-                Value::from(true)
+                &f[0]["external_id"],
+                &f[0]["email"],
+                &f[0]["created_at"],
+                &f[0]["creation"],
+                &f[0]["verified"]
+            ],
+            [
+                &json!("42"),
+                &json!("a@example.com"),
+                &json!("2024-01-05T04:46:40.000Z"),
+                &json!("1"),
+                &json!("1")
             ]
         );
+        // The rendering statements take the chunk's Clerk ids.
+        let render = b.statements.iter().find(|s| s.sql == RENDER_STATE).unwrap();
+        assert_eq!(render.params[0], Value::from(r#"["user_1"]"#));
     }
 
     #[test]
@@ -1256,33 +1365,62 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_each_command_planned_alone_and_repeats_are_only_audited() {
+    fn a_batch_is_cut_into_chunks_of_distinct_users_and_repeats_are_only_audited() {
         let (u, d) = (upsert(), delete(None));
+        let other = upsert_as("msg_o", "user_2");
+        let again = upsert_as("msg_u2", "user_1");
+        // u and other in one chunk; d (applied) a duplicate in its place;
+        // u again (its operation id) a duplicate; again (user_1 again) in a
+        // chunk of its own.
         let applied = std::collections::HashSet::from(["msg_d".to_owned()]);
-        let plan = apply_all(&[u.clone(), d.clone(), u.clone()], &applied, "t");
-        let alone = apply(&u, "t").statements;
-        assert_eq!(plan.batch.statements[..alone.len()], alone[..]);
+        let batch = [
+            u.clone(),
+            other.clone(),
+            d.clone(),
+            u.clone(),
+            again.clone(),
+        ];
+        let plan = apply_all(&batch, &applied, "t");
+        let first = apply_chunk(&[&u, &other], "t");
+        assert_eq!(plan.batch.statements[..first.len()], first[..]);
+        let f = facts_of(&first[0]);
+        assert_eq!(
+            (&f[0]["op"], &f[1]["op"]),
+            (&json!("msg_u"), &json!("msg_o"))
+        );
+        let second = first.len() + 2;
+        assert_eq!(
+            plan.batch.statements[second..],
+            apply_chunk(&[&again], "t")[..]
+        );
         assert_eq!(
             plan.steps,
             [
                 Step::Apply {
-                    outcome_at: alone.len() - 1
+                    outcome_at: first.len() - 1
+                },
+                Step::Apply {
+                    outcome_at: first.len() - 1
                 },
                 Step::Duplicate,
-                Step::Duplicate
+                Step::Duplicate,
+                Step::Apply {
+                    outcome_at: plan.batch.statements.len() - 1
+                },
             ]
         );
-        assert_eq!(plan.batch.statements.len(), alone.len() + 2);
-        assert_eq!(plan.batch.statements[alone.len() - 1].sql, READ_OUTCOME);
-        for s in &plan.batch.statements[alone.len()..] {
+        assert_eq!(plan.batch.statements[first.len() - 1].sql, READ_OUTCOMES);
+        for s in &plan.batch.statements[first.len()..second] {
             assert_eq!((s.sql, &s.params[5]), (AUDIT, &Value::from("duplicate")));
         }
+        // However many commands, a chunk is the same statements.
+        assert_eq!(first.len(), apply(&u, "t").statements.len());
         // After a failure, only the planned commands are recorded.
-        let failed = after_all_failed(&[u.clone(), d.clone(), u], &plan.steps, "t");
-        assert_eq!(failed.steps[1..], [Step::Duplicate, Step::Duplicate]);
+        let failed = after_all_failed(&batch, &plan.steps, "t");
+        assert_eq!(failed.steps[2..4], [Step::Duplicate, Step::Duplicate]);
         assert_eq!(
             failed.batch.statements.len(),
-            after_failure(&upsert(), "t", &DbFailure::Other)
+            3 * after_failure(&upsert(), "t", &DbFailure::Other)
                 .1
                 .statements
                 .len()
@@ -1338,7 +1476,7 @@ mod tests {
     fn a_failure_batch_is_guarded_and_reads_the_outcome_last() {
         for c in [delete(None), upsert()] {
             let (_, b) = after_failure(&c, "t", &DbFailure::Other);
-            assert_eq!(b.statements.last().unwrap().sql, READ_OUTCOME);
+            assert_eq!(b.statements.last().unwrap().sql, READ_OUTCOMES);
             for s in &b.statements {
                 let writes_failure = [
                     RECORD_FAILURE,

@@ -109,7 +109,11 @@ async fn apply_one<D: Database>(
     *trips += 1;
     match db.batch(&record).await {
         Ok(results) if failure != DbFailure::DuplicateOperation => {
-            if let Some(outcome) = read_outcome(&results, results.len().wrapping_sub(1)) {
+            if let Some(outcome) = read_outcome(
+                &results,
+                results.len().wrapping_sub(1),
+                &command.command().operation_id,
+            ) {
                 log.committed_despite_error = true;
                 return Ok(outcome);
             }
@@ -120,10 +124,10 @@ async fn apply_one<D: Database>(
     Err(error)
 }
 
-/// The outcome the statement at `at` read back, when the operation was
-/// applied.
-fn read_outcome(results: &[Vec<Json>], at: usize) -> Option<plan::Outcome> {
-    let row = results.get(at)?.first()?;
+/// The outcome of operation `op` that the statement at `at` read back,
+/// when the operation was applied.
+fn read_outcome(results: &[Vec<Json>], at: usize, op: &str) -> Option<plan::Outcome> {
+    let row = results.get(at)?.iter().find(|r| r["operation_id"] == op)?;
     serde_json::from_value(row["outcome"].clone()).ok()
 }
 
@@ -282,9 +286,10 @@ fn results_of(
         .map(|(c, step)| {
             let outcome = match *step {
                 Step::Duplicate => BatchOutcome::Duplicate,
-                Step::Apply { outcome_at } => {
-                    batch_outcome(read_outcome(results, outcome_at).ok_or(ApiError::Database)?)
-                }
+                Step::Apply { outcome_at } => batch_outcome(
+                    read_outcome(results, outcome_at, &c.command().operation_id)
+                        .ok_or(ApiError::Database)?,
+                ),
             };
             Ok(CommandResult {
                 operation_id: c.command().operation_id.clone(),
