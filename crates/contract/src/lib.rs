@@ -2,7 +2,8 @@
 //! sync commands and their batches (what the relay, the queue consumer and
 //! the re-sync runs send, and what a main API answers), the time format,
 //! Clerk's user object and its one mapping, constant-time secret comparison,
-//! and the bounded body read both Workers use.
+//! the bounded body read both Workers use, and a main API's metrics (the
+//! JSON the dashboard reads, and its Prometheus text).
 //!
 //! Pure Rust with no platform dependency: it never performs I/O, reads a
 //! clock, or logs.
@@ -11,6 +12,7 @@ pub mod batch;
 pub mod body;
 pub mod clerk;
 pub mod command;
+pub mod metrics;
 pub mod secret;
 pub mod time;
 pub mod url;

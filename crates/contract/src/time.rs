@@ -43,6 +43,11 @@ impl UnixMillis {
     pub fn to_rfc3339(self) -> Option<String> {
         format_millis(self.0)
     }
+
+    /// The contract's text form read back; `None` for any other text.
+    pub fn from_rfc3339(text: &str) -> Option<Self> {
+        parse_millis(text).map(Self)
+    }
 }
 
 /// Seconds below this are taken as seconds, not milliseconds: 10^11 ms is
@@ -69,6 +74,85 @@ pub fn format_millis(ms: i64) -> Option<String> {
         t.second(),
         t.millisecond()
     ))
+}
+
+/// Reads exactly the text [`format_millis`] writes
+/// (`2022-05-31T15:56:31.514Z`); anything else is `None`.
+pub fn parse_millis(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let punctuation = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if b.len() != 24 || punctuation.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<u16> {
+        b[from..to].iter().try_fold(0u16, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u16::from(c - b'0'))
+        })
+    };
+    let small = |from, to| digits(from, to).and_then(|n| u8::try_from(n).ok());
+    let month = time::Month::try_from(small(5, 7)?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::from(digits(0, 4)?), month, small(8, 10)?).ok()?;
+    let clock = time::Time::from_hms_milli(
+        small(11, 13)?,
+        small(14, 16)?,
+        small(17, 19)?,
+        digits(20, 23)?,
+    )
+    .ok()?;
+    let nanos = date.with_time(clock).assume_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).ok()
+}
+
+/// Serde for a [`UnixMillis`] as the contract's text form:
+/// `#[serde(with = "clerk_sync_contract::time::rfc3339")]`, or
+/// `rfc3339::option` for an `Option<UnixMillis>` (`null` when `None`).
+pub mod rfc3339 {
+    use serde::{de::Error as _, ser::Error as _, Deserialize, Deserializer, Serializer};
+
+    use super::UnixMillis;
+
+    pub fn serialize<S: Serializer>(t: &UnixMillis, s: S) -> Result<S::Ok, S::Error> {
+        let text = t
+            .to_rfc3339()
+            .ok_or_else(|| S::Error::custom("time outside the years 0000-9999"))?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UnixMillis, D::Error> {
+        let text = String::deserialize(d)?;
+        UnixMillis::from_rfc3339(&text)
+            .ok_or_else(|| D::Error::custom("not an RFC 3339 UTC time with milliseconds"))
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::UnixMillis;
+
+        pub fn serialize<S: Serializer>(t: &Option<UnixMillis>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<UnixMillis>, D::Error> {
+            #[derive(Deserialize)]
+            struct Text(#[serde(with = "super")] UnixMillis);
+            Ok(Option::<Text>::deserialize(d)?.map(|Text(t)| t))
+        }
+    }
 }
 
 /// A Clerk envelope `timestamp`, which is milliseconds except in Clerk's
@@ -99,6 +183,65 @@ mod tests {
             format_millis(1_704_430_000_000).as_deref(),
             Some("2024-01-05T04:46:40.000Z")
         );
+    }
+
+    #[test]
+    fn the_text_form_reads_back_and_nothing_else_does() {
+        for ms in [
+            0,
+            1_654_012_591_514,
+            1_704_430_000_000,
+            -62_167_219_200_000,
+            253_402_300_799_999,
+        ] {
+            let text = format_millis(ms).unwrap();
+            assert_eq!(parse_millis(&text), Some(ms), "{text}");
+        }
+        for bad in [
+            "",
+            "2022-05-31T15:56:31Z",
+            "2022-05-31T15:56:31.51Z",
+            "2022-05-31T15:56:31.514+00:00",
+            "2022-05-31 15:56:31.514Z",
+            "2022-13-31T15:56:31.514Z",
+            "2022-02-30T15:56:31.514Z",
+            "2022-05-31T24:00:00.000Z",
+            "2022-05-31T15:60:31.514Z",
+            "2022-05-31T15:56:60.000Z",
+            "+022-05-31T15:56:31.514Z",
+            "2022-05-31T15:56:31.514z",
+        ] {
+            assert_eq!(parse_millis(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_text_form() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct At {
+            #[serde(with = "rfc3339")]
+            at: UnixMillis,
+            #[serde(with = "rfc3339::option")]
+            maybe: Option<UnixMillis>,
+        }
+        let v = At {
+            at: UnixMillis(1_654_012_591_514),
+            maybe: None,
+        };
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"at":"2022-05-31T15:56:31.514Z","maybe":null}"#);
+        assert_eq!(serde_json::from_str::<At>(&text).unwrap(), v);
+        let some = r#"{"at":"2022-05-31T15:56:31.514Z","maybe":"1970-01-01T00:00:00.001Z"}"#;
+        assert_eq!(
+            serde_json::from_str::<At>(some).unwrap().maybe,
+            Some(UnixMillis(1))
+        );
+        assert!(serde_json::from_str::<At>(r#"{"at":"yesterday","maybe":null}"#).is_err());
+        assert!(serde_json::to_string(&At {
+            at: UnixMillis(i64::MAX),
+            maybe: None
+        })
+        .is_err());
     }
 
     #[test]

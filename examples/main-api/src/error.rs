@@ -52,7 +52,8 @@ pub enum ApiError {
     InvalidCommand(#[from] InvalidCommand),
     #[error(transparent)]
     InvalidBatch(#[from] InvalidBatch),
-    /// A query string `GET /internal/users` does not take.
+    /// A query string `GET /internal/users` or `GET /internal/metrics` does
+    /// not take.
     #[error("{0}")]
     InvalidQuery(&'static str),
     /// The operation id was applied before: the relay counts 409 as taken.

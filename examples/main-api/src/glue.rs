@@ -4,7 +4,7 @@
 
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::secret::SecretString;
-use clerk_sync_platform::{json_response, BodyError};
+use clerk_sync_platform::{respond, BodyError};
 use serde_json::Value as Json;
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -68,6 +68,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                     }
                     Route::User(clerk_id) => service::user(&db, clerk_id).await,
                     Route::Status => service::status(&db).await,
+                    Route::Metrics => {
+                        let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
+                        let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+                        service::metrics(&db, query.as_deref(), now_ms).await
+                    }
                     Route::Health => Ok(Reply::health()),
                 }
             }
@@ -80,7 +85,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let elapsed = Date::now().as_millis().saturating_sub(started);
     log.finish(result.as_ref().map(|_| ()), reply.status, elapsed);
     console_log!("{}", log.to_json());
-    json_response(reply.status, reply.body, reply.allow)
+    respond(reply.status, reply.content_type, reply.body, reply.allow)
 }
 
 /// The body, read as the relay reads its own (`clerk_sync_contract::body`):

@@ -18,6 +18,9 @@
 //!                                 included, and the opaque cursor of the next page
 //! GET  /internal/users/:clerk_id  the row, its sync columns, deleted or not, its audit trail
 //! GET  /internal/sync/status      counts by sync_status, latest failures, last applied operation
+//! GET  /internal/metrics?format=json|prometheus
+//!                                 rows by status, oldest pending, audit outcomes (1 h, 24 h, per
+//!                                 hour), last applied/received, in one D1 batch (metrics::reads)
 //! POST /internal/users            the application's signup: a 'pending' row, claimed by the rule
 //!                                 it names (link_by: external_id | email)
 //! ```
@@ -30,6 +33,7 @@
 
 pub mod error;
 pub mod log;
+pub mod metrics;
 pub mod plan;
 pub mod request;
 pub mod service;

@@ -10,6 +10,7 @@ use clerk_sync_contract::secret::SecretString;
 use crate::error::{ApiError, InvalidBatch, InvalidCommand};
 
 pub use clerk_sync_contract::batch::BATCH_PATH;
+pub use clerk_sync_contract::metrics::METRICS_PATH;
 
 pub const SYNC_PATH: &str = "/internal/clerk-sync";
 pub const USERS_PATH: &str = "/internal/users";
@@ -39,6 +40,8 @@ pub enum Route<'a> {
     CreateUser,
     /// `GET /internal/sync/status`
     Status,
+    /// `GET /internal/metrics?format=json|prometheus`
+    Metrics,
     /// `GET /health`, the only route without the bearer.
     Health,
 }
@@ -53,6 +56,7 @@ impl Route<'_> {
             Self::User(_) => "/internal/users/:clerk_id",
             Self::CreateUser => USERS_PATH,
             Self::Status => STATUS_PATH,
+            Self::Metrics => METRICS_PATH,
             Self::Health => HEALTH_PATH,
         }
     }
@@ -66,6 +70,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         USERS_PATH if method == "POST" => (Route::CreateUser, true),
         USERS_PATH => (Route::Users, read),
         STATUS_PATH => (Route::Status, read),
+        METRICS_PATH => (Route::Metrics, read),
         HEALTH_PATH => (Route::Health, read),
         _ => match path.strip_prefix(USERS_PREFIX) {
             Some(id) if !id.is_empty() && id.len() <= MAX_CLERK_ID_LEN && !id.contains('/') => {
@@ -557,6 +562,40 @@ pub fn parse_rows_query(query: Option<&str>) -> Result<RowsQuery, ApiError> {
     Ok(q)
 }
 
+/// How `GET /internal/metrics` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// `application/json`, the contract's `Metrics` (the default).
+    Json,
+    /// The Prometheus text exposition format 0.0.4 (`format=prometheus`).
+    Prometheus,
+}
+
+/// `GET /internal/metrics`' query: nothing, or `format=json|prometheus`.
+pub fn parse_metrics_query(query: Option<&str>) -> Result<MetricsFormat, ApiError> {
+    let invalid = ApiError::InvalidQuery;
+    let mut format = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key =
+            percent_decode(key).ok_or(invalid("the query is not valid percent-encoded UTF-8"))?;
+        let value =
+            percent_decode(value).ok_or(invalid("the query is not valid percent-encoded UTF-8"))?;
+        if key != "format" {
+            return Err(invalid("unknown query parameter: format is the only one"));
+        }
+        if format.is_some() {
+            return Err(invalid("a query parameter is repeated"));
+        }
+        format = Some(match value.as_str() {
+            "json" => MetricsFormat::Json,
+            "prometheus" => MetricsFormat::Prometheus,
+            _ => return Err(invalid("format must be json or prometheus")),
+        });
+    }
+    Ok(format.unwrap_or(MetricsFormat::Json))
+}
+
 /// `application/x-www-form-urlencoded` decoding (`+` is a space), strict:
 /// a broken `%` escape or bytes that are not UTF-8 are `None`.
 fn percent_decode(text: &str) -> Option<String> {
@@ -960,6 +999,46 @@ mod tests {
         }
         let long = format!("after=c:{}", "u".repeat(MAX_CURSOR_LEN));
         assert!(parse_rows_query(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn metrics_queries() {
+        assert_eq!(route("GET", METRICS_PATH), Ok(Route::Metrics));
+        assert_eq!(route("HEAD", METRICS_PATH), Ok(Route::Metrics));
+        assert_eq!(route("POST", METRICS_PATH), Err(ApiError::MethodNotAllowed));
+        assert_eq!(route("GET", "/internal/metrics/"), Err(ApiError::NotFound));
+        assert_eq!(Route::Metrics.name(), METRICS_PATH);
+        for (query, format) in [
+            (None, MetricsFormat::Json),
+            (Some(""), MetricsFormat::Json),
+            (Some("format=json"), MetricsFormat::Json),
+            (Some("format=prometheus"), MetricsFormat::Prometheus),
+            (Some("format=%70rometheus"), MetricsFormat::Prometheus),
+            (Some("&format=prometheus&"), MetricsFormat::Prometheus),
+        ] {
+            assert_eq!(parse_metrics_query(query), Ok(format), "{query:?}");
+        }
+        for bad in [
+            "format=",
+            "format",
+            "format=Prometheus",
+            "format=text",
+            "format=openmetrics",
+            "format=json&format=json",
+            "format=prometheus&format=json",
+            "window=1h",
+            "format=json&limit=5",
+            "format=%FF",
+            "format=%7",
+        ] {
+            assert!(
+                matches!(
+                    parse_metrics_query(Some(bad)),
+                    Err(ApiError::InvalidQuery(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -7,15 +7,16 @@ use std::collections::HashSet;
 
 use clerk_sync_contract::batch::{CommandResult, Outcome as BatchOutcome};
 use clerk_sync_contract::secret::SecretString;
-use clerk_sync_contract::time::format_millis;
+use clerk_sync_contract::time::{format_millis, UnixMillis};
 use serde_json::Value as Json;
 
 use crate::error::{classify_db_error, ApiError, DbFailure, InvalidBatch};
 use crate::log::{BatchLog, RequestLog};
+use crate::metrics;
 use crate::plan::{self, Batch, BatchPlan, Step};
 use crate::request::{
-    authorize, parse_batch, parse_command, parse_new_user, parse_rows_query, route, salvage,
-    salvage_batch, Route, Salvaged, ValidCommand,
+    authorize, parse_batch, parse_command, parse_metrics_query, parse_new_user, parse_rows_query,
+    route, salvage, salvage_batch, Route, Salvaged, ValidCommand,
 };
 use crate::view::{first_row, outcome_of, rows_page, status_body, Reply};
 
@@ -367,4 +368,19 @@ pub async fn status<D: Database>(db: &D) -> Result<Reply, ApiError> {
         .await
         .map_err(|_| ApiError::Database)?;
     Ok(Reply::status(status_body(&results)?))
+}
+
+/// `GET /internal/metrics?format=json|prometheus` at `now_ms` (the
+/// Worker's clock): one D1 batch of reads. A bad query is refused before
+/// the database is read.
+pub async fn metrics<D: Database>(
+    db: &D,
+    query: Option<&str>,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let format = parse_metrics_query(query)?;
+    let now = UnixMillis(now_ms);
+    let reads = metrics::reads(now).ok_or(ApiError::Database)?;
+    let results = db.batch(&reads).await.map_err(|_| ApiError::Database)?;
+    Reply::metrics(&metrics::read(&results, now)?, format)
 }

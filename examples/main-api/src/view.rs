@@ -1,12 +1,13 @@
 //! Rows as the database returns them, and every answer the API sends.
 
 use clerk_sync_contract::batch::{BatchResponse, CommandResult};
+use clerk_sync_contract::metrics::{to_prometheus, Metrics, PROMETHEUS_CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 use crate::error::ApiError;
 use crate::plan::Outcome;
-use crate::request::{allowed_methods, Cursor, ValidCommand};
+use crate::request::{allowed_methods, Cursor, MetricsFormat, ValidCommand};
 
 /// A `users` row, as `plan::USER_ROW` selects it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,18 +82,23 @@ pub struct TombstoneRow {
     pub operation_id: String,
 }
 
-/// An answer: status, JSON body, and the `Allow` header of a 405.
+/// An answer: status, body and its type (JSON but for the Prometheus
+/// metrics), and the `Allow` header of a 405.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
+    pub content_type: &'static str,
     pub body: String,
     pub allow: Option<&'static str>,
 }
+
+pub const JSON_CONTENT_TYPE: &str = "application/json";
 
 impl Reply {
     fn json(status: u16, body: Json) -> Self {
         Self {
             status,
+            content_type: JSON_CONTENT_TYPE,
             body: body.to_string(),
             allow: None,
         }
@@ -136,6 +142,7 @@ impl Reply {
         let body = BatchResponse { ok: true, results };
         Self {
             status: 200,
+            content_type: JSON_CONTENT_TYPE,
             body: serde_json::to_string(&body).expect("a BatchResponse always serializes"),
             allow: None,
         }
@@ -188,6 +195,24 @@ impl Reply {
 
     pub fn status(status: Json) -> Self {
         Self::json(200, status)
+    }
+
+    /// `GET /internal/metrics`: the contract's `Metrics` as JSON, or as
+    /// Prometheus text.
+    pub fn metrics(m: &Metrics, format: MetricsFormat) -> Result<Self, ApiError> {
+        let (content_type, body) = match format {
+            MetricsFormat::Json => (
+                JSON_CONTENT_TYPE,
+                serde_json::to_string(m).map_err(|_| ApiError::Database)?,
+            ),
+            MetricsFormat::Prometheus => (PROMETHEUS_CONTENT_TYPE, to_prometheus(m)),
+        };
+        Ok(Self {
+            status: 200,
+            content_type,
+            body,
+            allow: None,
+        })
     }
 }
 
@@ -312,6 +337,32 @@ mod tests {
         assert_eq!(body["next_after"], Json::Null);
         let bad = vec![vec![json!({"id": 1})]];
         assert_eq!(rows_page(&bad, 3), Err(ApiError::Database));
+    }
+
+    #[test]
+    fn metrics_are_json_or_prometheus_text() {
+        let now = clerk_sync_contract::time::UnixMillis(1_767_225_600_000);
+        let m = Metrics {
+            ok: true,
+            generated_at: now,
+            rows: Default::default(),
+            oldest_pending: None,
+            outcomes: Default::default(),
+            last_applied_at: None,
+            last_received_at: None,
+            hourly: clerk_sync_contract::metrics::empty_buckets(now),
+        };
+        let r = Reply::metrics(&m, MetricsFormat::Json).unwrap();
+        assert_eq!((r.status, r.content_type), (200, "application/json"));
+        assert_eq!(serde_json::from_str::<Metrics>(&r.body).unwrap(), m);
+        let r = Reply::metrics(&m, MetricsFormat::Prometheus).unwrap();
+        assert_eq!(
+            (r.status, r.content_type),
+            (200, "text/plain; version=0.0.4; charset=utf-8")
+        );
+        assert_eq!(r.body, to_prometheus(&m));
+        let e = Reply::error(&ApiError::InvalidQuery("x"), "/internal/metrics");
+        assert_eq!((e.status, e.content_type), (400, "application/json"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod convergence;
 mod endpoints_d1;
 mod linking;
 mod linking_d1;
+mod metrics;
 mod migration;
 mod plans;
 mod rows;

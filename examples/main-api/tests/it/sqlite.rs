@@ -352,6 +352,30 @@ impl Api {
         assert_eq!(s, 200);
         body
     }
+
+    /// The API's clock now (it ticks one millisecond per write request).
+    pub fn clock_ms(&self) -> i64 {
+        self.clock.get()
+    }
+
+    /// `GET /internal/metrics?<query>` at `now_ms`: the status, the body as
+    /// sent and its content type.
+    pub fn metrics_raw(&self, query: Option<&str>, now_ms: i64) -> (u16, String, &'static str) {
+        let reply = block_on(service::metrics(&self.db, query, now_ms))
+            .unwrap_or_else(|e| Reply::error(&e, "/internal/metrics"));
+        (reply.status, reply.body, reply.content_type)
+    }
+
+    /// The metrics JSON at `now_ms`, read as the dashboard reads it.
+    pub fn metrics(
+        &self,
+        query: Option<&str>,
+        now_ms: i64,
+    ) -> clerk_sync_contract::metrics::Metrics {
+        let (status, body, _) = self.metrics_raw(query, now_ms);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
 }
 
 pub fn ms(t: i64) -> String {
