@@ -2,9 +2,10 @@
 # The README's run command (`npm ci && npm run dev`): the relay on
 # 127.0.0.1:8788 with the re-sync Worker (workers/resync) in the same
 # `wrangler dev` process, the reference main API (examples/main-api, D1) on
-# 127.0.0.1:8787, each `wrangler dev` with its own inspector port (9230,
-# 9231), and the stand-in Clerk Backend API (standins/clerk-api) on
-# 127.0.0.1:8790 with DEV_CLERK_USERS users (default 1200) to re-sync from.
+# 127.0.0.1:8787, the dashboard (workers/dashboard) on 127.0.0.1:5173, each
+# `wrangler dev` with its own inspector port (9230, 9231, 9232), and the
+# stand-in Clerk Backend API (standins/clerk-api) on 127.0.0.1:8790 with
+# DEV_CLERK_USERS users (default 1200) to re-sync from.
 # Installs what is missing, creates the dev `.dev.vars` files from their
 # examples, applies the local D1 migrations, then runs all until Ctrl-C or
 # until one exits, and stops all.
@@ -15,8 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # port stops everything at once, naming the port and who needs it.
 busy=
 for entry in "8787:the main API (examples/main-api)" "8788:the relay" \
-  "8790:the stand-in Clerk API (standins/clerk-api)" \
-  "9230:the relay's wrangler inspector" "9231:the main API's wrangler inspector"; do
+  "8790:the stand-in Clerk API (standins/clerk-api)" "5173:the dashboard (workers/dashboard)" \
+  "9230:the relay's wrangler inspector" "9231:the main API's wrangler inspector" \
+  "9232:the dashboard's wrangler inspector"; do
   port=${entry%%:*}
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "dev: port $port is already in use; ${entry#*:} needs it. Stop what listens there (\`ss -ltnp 'sport = :$port'\` shows it) and run again." >&2
@@ -31,7 +33,7 @@ ensure_tools
 WRANGLER="$ROOT/node_modules/.bin/wrangler"
 API_DIR=examples/main-api
 
-for vars in .dev.vars "$API_DIR/.dev.vars" workers/resync/.dev.vars; do
+for vars in .dev.vars "$API_DIR/.dev.vars" workers/resync/.dev.vars workers/dashboard/.dev.vars; do
   if [ ! -f "$vars" ]; then
     cp "$vars.example" "$vars"
     echo "dev: created $vars from $vars.example (local secrets only)"
@@ -60,7 +62,7 @@ stop() {
   stopping=1
   trap - INT TERM
   echo
-  echo "dev: stopping the relay, the API and the stand-in Clerk API"
+  echo "dev: stopping the relay, the API, the dashboard and the stand-in Clerk API"
   local pid
   for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done
   for _ in $(seq 1 50); do
@@ -83,23 +85,29 @@ serve api "$API_DIR" "$WRANGLER" dev --show-interactive-dev-session=false
 # binding reaches it there, and its Durable Object's alarms run there.
 serve relay . "$WRANGLER" dev --show-interactive-dev-session=false \
   -c wrangler.toml -c workers/resync/wrangler.toml
+# Its wrangler.toml points it at the main API (8787) and the relay (8788),
+# and sets its port (5173) and inspector port (9232).
+serve dashboard workers/dashboard "$WRANGLER" dev --show-interactive-dev-session=false
 
+# ready PORT [PATH]: PATH (default /health) answers 2xx.
 ready() {
   if command -v curl >/dev/null; then
-    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health" 2>/dev/null
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1${2:-/health}" 2>/dev/null
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
   fi
 }
 (
   for _ in $(seq 1 1200); do
-    if ready 8787 && ready 8788 && (exec 3<>/dev/tcp/127.0.0.1/8790) 2>/dev/null; then
+    if ready 8787 && ready 8788 && (exec 3<>/dev/tcp/127.0.0.1/8790) 2>/dev/null &&
+      ready 5173 /login; then
       cat <<'EOF'
 
 dev: all are up.
   relay     http://127.0.0.1:8788/webhook?secret=test-webhook-secret
   main API  http://127.0.0.1:8787/internal/clerk-sync  (D1: examples/main-api/.wrangler)
   Clerk     http://127.0.0.1:8790  (stand-in, key sk_test_standin)
+  dashboard: http://127.0.0.1:5173 (password: dev-dashboard-password)
   signed delivery:    npm run send -- user.created
   read the row back:  curl -H 'Authorization: Bearer test-api-secret' http://127.0.0.1:8787/internal/users/user_29w83sxmDNGwOuEthce5gg56FcC
   bulk re-sync:       curl -X POST -H 'Authorization: Bearer test-admin-secret' http://127.0.0.1:8788/admin/resync

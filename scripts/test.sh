@@ -18,7 +18,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -p clerk-sync-contract -p clerk-sync-platform -p clerk-sync-resync \
-  -p clerk-sync-resync-worker --lib --target wasm32-unknown-unknown -- -D warnings
+  -p clerk-sync-resync-worker -p clerk-sync-dashboard --lib --target wasm32-unknown-unknown -- -D warnings
 # The fuzz targets (their own workspace, fuzz/) are compiled and linted here,
 # so an API change cannot leave them broken until the next fuzzing run. On
 # stable: libfuzzer-sys builds libFuzzer's C++ with the system compiler and
@@ -61,6 +61,13 @@ grep -q "Total Upload" target/resync-dry-run.log || { echo "re-sync Worker build
 API_URL=https://api.example.com bash scripts/deploy.sh --resync --dry-run --outdir ../../target/resync/production-dist 2>&1 |
   tee target/resync-production-dry-run.log | grep -E "Total Upload|error" || true
 grep -q "Total Upload" target/resync-production-dry-run.log || { echo "re-sync production build failed"; cat target/resync-production-dry-run.log; exit 1; }
+
+step "build the dashboard (workers/dashboard: wrangler deploy --dry-run)"
+# Its [build] command writes workers/dashboard/build/, which its end-to-end
+# suite serves.
+(cd workers/dashboard && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/dashboard/dist) 2>&1 |
+  tee target/dashboard-dry-run.log | grep -E "Total Upload|error:" || true
+grep -q "Total Upload" target/dashboard-dry-run.log || { echo "dashboard build failed"; cat target/dashboard-dry-run.log; exit 1; }
 
 step "the Clerk Backend API stand-in (node --test)"
 node --test standins/

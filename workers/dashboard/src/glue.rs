@@ -1,0 +1,153 @@
+//! The Workers glue: reads the request, does what [`app::start`] asks (read
+//! the sign-in form, or fetch the overview's sources with their bearers,
+//! server-side), waits the delay a failed sign-in gets, and answers with
+//! the reply's headers. Decisions are the core's.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use clerk_sync_contract::body::{body_read, declared_too_long};
+use clerk_sync_contract::UnixMillis;
+use clerk_sync_platform::read_body;
+use futures_util::future::{join3, select, Either};
+use worker::{
+    event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
+    RequestInit, RequestRedirect, Response, Result,
+};
+
+use crate::app::{self, Incoming, PageError, Reply, Step};
+use crate::config::DashboardConfig;
+use crate::session::Throttle;
+use crate::sources::{self, Answer};
+
+thread_local! {
+    /// Failed sign-ins seen by this isolate (see [`Throttle`]).
+    static THROTTLE: RefCell<Throttle> = RefCell::new(Throttle::default());
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let now = now();
+    let url = req.url()?.to_string();
+    let method = req.method().to_string();
+    let cookie = req.headers().get("cookie")?;
+    let origin = req.headers().get("origin")?;
+    let incoming = Incoming {
+        method: &method,
+        url: &url,
+        cookie: cookie.as_deref(),
+        origin: origin.as_deref(),
+    };
+    let config = DashboardConfig::from_lookup(lookup(&env));
+    let reply = match app::start(config.as_ref(), &incoming, now) {
+        Step::Reply(reply) => reply,
+        Step::ReadLoginForm(config) => {
+            let form = read_form(&mut req).await;
+            let (reply, delay_ms) =
+                THROTTLE.with(|t| app::login(config, &incoming, form, now, &mut t.borrow_mut()));
+            if delay_ms > 0 {
+                Delay::from(Duration::from_millis(u64::from(delay_ms))).await;
+            }
+            reply
+        }
+        Step::FetchOverview([a, b, c]) => {
+            let (a, b, c) = join3(get(&a), get(&b), get(&c)).await;
+            app::overview([a, b, c])
+        }
+    };
+    respond(reply)
+}
+
+/// Secrets first (`wrangler secret put`, `.dev.vars`), then `[vars]`.
+fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| {
+        env.secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| env.var(name).map(|v| v.to_string()))
+            .ok()
+    }
+}
+
+fn now() -> UnixMillis {
+    UnixMillis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn read_form(req: &mut Request) -> std::result::Result<Vec<u8>, PageError> {
+    let headers = req.headers();
+    let length = headers.get("content-length").ok().flatten();
+    if declared_too_long(length.as_deref(), app::MAX_FORM_BYTES) {
+        return Err(PageError::FormTooLarge);
+    }
+    let te = headers.get("transfer-encoding").ok().flatten();
+    let how = body_read(length.as_deref(), te.as_deref());
+    read_body(req, app::MAX_FORM_BYTES, how)
+        .await
+        .map_err(|e| match e {
+            clerk_sync_platform::BodyError::TooLarge => PageError::FormTooLarge,
+            clerk_sync_platform::BodyError::Unreadable => PageError::BadForm,
+        })
+}
+
+fn respond(reply: Reply) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in reply.headers() {
+        headers.append(name, &value)?;
+    }
+    Ok(Response::ok(reply.body)?
+        .with_status(reply.status)
+        .with_headers(headers))
+}
+
+/// One GET with an optional bearer, raced against a timer; redirects are
+/// not followed (an answer from elsewhere is not the source's).
+async fn get(fetch: &sources::Fetch<'_>) -> Answer {
+    let headers = Headers::new();
+    let mut set = vec![
+        ("accept", "application/json".to_owned()),
+        (
+            "user-agent",
+            format!("clerk-sync-dashboard/{}", crate::VERSION),
+        ),
+    ];
+    if let Some(bearer) = fetch.bearer {
+        set.push(("authorization", format!("Bearer {bearer}")));
+    }
+    for (name, value) in &set {
+        if headers.set(name, value).is_err() {
+            return Answer::Unreachable;
+        }
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get)
+        .with_redirect(RequestRedirect::Manual)
+        .with_headers(headers);
+    let Ok(request) = Request::new_with_init(&fetch.url, &init) else {
+        return Answer::Unreachable;
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = Box::pin(async move {
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let status = response.status_code();
+        let body = response.bytes().await?;
+        Ok::<_, worker::Error>((status, body))
+    });
+    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(
+        sources::FETCH_TIMEOUT_MS,
+    ))));
+    match select(exchange, timer).await {
+        Either::Left((Ok((status, body)), _)) if body.len() <= sources::MAX_ANSWER_BYTES => {
+            Answer::Status { status, body }
+        }
+        // Too large to be the answer expected: unreadable.
+        Either::Left((Ok((status, _)), _)) => Answer::Status {
+            status,
+            body: Vec::new(),
+        },
+        Either::Left((Err(_), _)) => Answer::Unreachable,
+        Either::Right(((), _)) => {
+            controller.abort();
+            Answer::TimedOut
+        }
+    }
+}

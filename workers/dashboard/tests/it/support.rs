@@ -1,0 +1,161 @@
+//! The dashboard under `wrangler dev`, and a client that does not follow
+//! redirects and shows every header.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+pub use clerk_sync_testkit::prelude::*;
+pub use serde_json::{json, Value as Json};
+
+/// `workers/dashboard/.dev.vars.example`'s password.
+pub const DEV_PASSWORD: &str = "dev-dashboard-password";
+pub const DEV_SESSION_SECRET: &str = "dev-session-secret-0123456789abcdef0123456789abcdef";
+
+/// A bound for a broken start on a busy machine, not a wait.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The dashboard's built bundle (`workers/dashboard/build/`, written by its
+/// `[build]` command: `scripts/test.sh` runs it) in `wrangler dev`, with
+/// the settings given.
+pub struct DashboardDev {
+    pub url: String,
+    _dir: PathBuf,
+    process: Process,
+}
+
+impl DashboardDev {
+    pub fn start(settings: &[(&str, &str)]) -> Self {
+        let main = repo_root().join("workers/dashboard/build/index.js");
+        assert!(
+            main.exists(),
+            "{} is missing: build the dashboard with `bash scripts/test.sh`",
+            main.display()
+        );
+        let dir = TempDir::new("dashboard-dev").keep();
+        let vars: String = settings
+            .iter()
+            .map(|(k, v)| format!("{k} = {}\n", json!(v)))
+            .collect();
+        std::fs::write(
+            dir.join("wrangler.toml"),
+            format!(
+                "name = \"clerk-sync-dashboard\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-20\"\n[vars]\n{vars}",
+                main.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut dev = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+        dev.env("WRANGLER_SEND_METRICS", "false")
+            .current_dir(&dir)
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .arg("--show-interactive-dev-session=false");
+        let mut process = Process::spawn(
+            "wrangler dev (dashboard)",
+            dev,
+            &dir.join("wrangler-dev.log"),
+            Some(&dir),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let login = format!("{url}/login");
+        process.wait_ready(START_TIMEOUT, || try_get_status(&login).is_some());
+        DashboardDev {
+            url,
+            _dir: dir,
+            process,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.process.logs()
+    }
+}
+
+/// The dev settings, pointed at this main API and relay.
+pub fn settings<'a>(api_url: &'a str, relay_url: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("DASHBOARD_PASSWORD", DEV_PASSWORD),
+        ("SESSION_SECRET", DEV_SESSION_SECRET),
+        ("API_URL", api_url),
+        ("API_SECRET", DEV_API_SECRET),
+        ("RELAY_URL", relay_url),
+        ("ADMIN_SECRET", DEV_ADMIN_SECRET),
+    ]
+}
+
+/// An answer with its headers and body as text.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` of the `Set-Cookie` header, as a browser would send it back.
+    pub fn cookie_pair(&self) -> Option<String> {
+        self.header("set-cookie")
+            .map(|c| c.split(';').next().unwrap_or_default().trim().to_owned())
+    }
+
+    /// The number in `<td … id="count-{name}">N</td>`.
+    pub fn count(&self, name: &str) -> Option<u64> {
+        let marker = format!("id=\"count-{name}\">");
+        let at = self.body.find(&marker)? + marker.len();
+        self.body[at..].split('<').next()?.trim().parse().ok()
+    }
+}
+
+/// One request; redirects are not followed.
+pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Page {
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(60))
+        .build();
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match if method == "GET" {
+        req.call()
+    } else {
+        req.send_string(body)
+    } {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| (n.clone(), resp.header(&n).unwrap_or_default().to_owned()))
+        .collect();
+    Page {
+        status,
+        headers,
+        body: resp.into_string().unwrap_or_default(),
+    }
+}
+
+/// A sign-in form post.
+pub fn sign_in(dash: &DashboardDev, password: &str, origin: Option<&str>) -> Page {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("password", password)
+        .finish();
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if let Some(origin) = origin {
+        headers.push(("origin", origin));
+    }
+    call("POST", &format!("{}/login", dash.url), &headers, &body)
+}
