@@ -10,7 +10,8 @@
 //!                                                     200 if it had committed after all
 //!                                                     422 cannot_apply / 500      + row 'failed', audit
 //! POST /internal/clerk-sync/batch  1–500 commands (service::sync_batch): 400 invalid_batch
-//!                                 applies nothing; else in order, in one D1 batch (plan::apply_all),
+//!                                 applies nothing; else in order, in one D1 batch of chunks of
+//!                                 distinct users, 17 statements each (plan::apply_all),
 //!                                 200 {"ok":true,"results":[{operation_id, outcome, error}, …]};
 //!                                 500 database_error: the caller sends the batch again
 //! GET  /internal/users?live=&sync_status=&after=&limit=

@@ -32,8 +32,13 @@ fn bench_full_run() {
     let started = Instant::now();
     let run = start(&relay, "{}");
     let mut status = Json::Null;
+    // When the sweep began (sampled by polling): the upsert phase before it.
+    let mut sweep_from: Option<f64> = None;
     let done = wait_until(Duration::from_secs(3600), || {
         status = admin(&relay, "GET", &format!("/admin/resync/{run}"), "").1;
+        if sweep_from.is_none() && status["phase"] == "sweep" {
+            sweep_from = Some(started.elapsed().as_secs_f64());
+        }
         status["state"] != "running"
     });
     let wall = started.elapsed().as_secs_f64();
@@ -63,6 +68,8 @@ fn bench_full_run() {
         "users": users,
         "wall_s": wall,
         "users_per_s": users as f64 / wall,
+        "upsert_phase_s": sweep_from,
+        "sweep_phase_s": sweep_from.map(|at| wall - at),
         "clerk_requests": requests,
         "clerk_requests_minimum": minimum,
         "rate_limited": stats["rate_limited"],
