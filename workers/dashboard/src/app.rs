@@ -8,6 +8,7 @@
 use clerk_sync_contract::UnixMillis;
 
 use crate::config::{DashboardConfig, Problems};
+use crate::resync_page;
 use crate::session::{self, Throttle};
 use crate::sources::{overview_fetches, Answer, Fetch, Overview};
 use crate::views;
@@ -52,7 +53,18 @@ pub enum Step<'c> {
     ReadLoginForm(&'c DashboardConfig),
     /// A signed-in `GET /`: perform these, then call [`overview`] with the
     /// answers in the same order.
-    FetchOverview([Fetch<'c>; 3]),
+    FetchOverview([Fetch<'c>; 4]),
+    /// A signed-in `GET /resync`: perform this, then call
+    /// [`resync_page::page`] with the answer.
+    FetchResyncPage(Fetch<'c>),
+    /// A signed-in `GET /resync/status.json`: perform this, then call
+    /// [`resync_page::status_json`] with the answer.
+    FetchRunStatus(Fetch<'c>),
+    /// A signed-in `POST /resync/start` from the dashboard's own origin:
+    /// read the form (at most [`MAX_FORM_BYTES`]), call
+    /// [`resync_page::start_post`], perform its POST, then call
+    /// [`resync_page::started`] with the answer.
+    ReadResyncForm(&'c DashboardConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -181,6 +193,10 @@ enum Route {
     LoginForm,
     Login,
     Logout,
+    Resync,
+    ResyncStart,
+    ResyncStatus,
+    ResyncScript,
 }
 
 fn route(method: &str, path: &str) -> Result<Route, PageError> {
@@ -200,6 +216,10 @@ fn route(method: &str, path: &str) -> Result<Route, PageError> {
             _ => Err(PageError::MethodNotAllowed("GET, POST")),
         },
         LOGOUT_PATH => only("POST", Route::Logout),
+        resync_page::PAGE_PATH => only("GET", Route::Resync),
+        resync_page::START_PATH => only("POST", Route::ResyncStart),
+        resync_page::STATUS_PATH => only("GET", Route::ResyncStatus),
+        resync_page::SCRIPT_PATH => only("GET", Route::ResyncScript),
         _ => Err(PageError::NotFound),
     }
 }
@@ -226,6 +246,9 @@ pub fn start<'c>(
     if route == Route::Style {
         return Step::Reply(Reply::style());
     }
+    if route == Route::ResyncScript {
+        return Step::Reply(resync_page::script());
+    }
     let config = match config {
         Ok(config) => config,
         Err(problems) => return reply(PageError::Misconfigured(problems.clone())),
@@ -235,14 +258,23 @@ pub fn start<'c>(
     let secure = session::is_https(req.url);
     match route {
         Route::Style => Step::Reply(Reply::style()),
+        Route::ResyncScript => Step::Reply(resync_page::script()),
         Route::Overview if signed_in => Step::FetchOverview(overview_fetches(config)),
         Route::Overview => Step::Reply(Reply::redirect(LOGIN_PATH, None)),
         Route::LoginForm if signed_in => Step::Reply(Reply::redirect(OVERVIEW_PATH, None)),
         Route::LoginForm => Step::Reply(Reply::page(200, views::login_page(None))),
-        Route::Login | Route::Logout if !session::same_origin(req.url, req.origin) => {
+        Route::Resync if signed_in => Step::FetchResyncPage(resync_page::runs_fetch(config)),
+        Route::ResyncStatus if signed_in => Step::FetchRunStatus(resync_page::latest_fetch(config)),
+        Route::ResyncStatus => Step::Reply(resync_page::status_signed_out()),
+        Route::Resync => Step::Reply(Reply::redirect(LOGIN_PATH, None)),
+        Route::Login | Route::Logout | Route::ResyncStart
+            if !session::same_origin(req.url, req.origin) =>
+        {
             reply(PageError::CrossOrigin)
         }
         Route::Login => Step::ReadLoginForm(config),
+        Route::ResyncStart if signed_in => Step::ReadResyncForm(config),
+        Route::ResyncStart => Step::Reply(Reply::redirect(LOGIN_PATH, None)),
         Route::Logout if signed_in => Step::Reply(Reply::redirect(
             LOGIN_PATH,
             Some(session::clear_cookie(secure)),
@@ -282,7 +314,7 @@ pub fn login(
 }
 
 /// The overview from the answers to [`Step::FetchOverview`]'s fetches.
-pub fn overview(answers: [Answer; 3]) -> Reply {
+pub fn overview(answers: [Answer; 4]) -> Reply {
     Reply::page(200, views::overview_page(&Overview::read(answers)))
 }
 
@@ -368,7 +400,7 @@ mod tests {
         let cookie = signed_in(&c);
         let mut r = req("GET", &url);
         r.cookie = Some(&cookie);
-        let Step::FetchOverview([sync, health, run]) = start(Ok(&c), &r, NOW) else {
+        let Step::FetchOverview([sync, health, run, _metrics]) = start(Ok(&c), &r, NOW) else {
             panic!("fetch")
         };
         assert_eq!(sync.url, "http://127.0.0.1:8787/internal/sync/status");
@@ -474,6 +506,90 @@ mod tests {
     }
 
     #[test]
+    fn the_resync_start_needs_the_origin_then_the_session() {
+        let c = config();
+        let cookie = signed_in(&c);
+        let url = format!("{URL}/resync/start");
+        for origin in [None, Some("null"), Some("http://evil.example")] {
+            for cookie in [None, Some(cookie.as_str())] {
+                let mut r = req("POST", &url);
+                r.cookie = cookie;
+                r.origin = origin;
+                assert_eq!(reply(start(Ok(&c), &r, NOW)).status, 403, "{origin:?}");
+            }
+        }
+        let mut r = req("POST", &url);
+        r.origin = Some(URL);
+        let out = reply(start(Ok(&c), &r, NOW));
+        assert_eq!((out.status, out.location), (303, Some("/login")));
+        r.cookie = Some(&cookie);
+        let Step::ReadResyncForm(config) = start(Ok(&c), &r, NOW) else {
+            panic!("read the form")
+        };
+        let post = resync_page::start_post(config, Ok(b"scope=failed".to_vec())).unwrap();
+        assert_eq!(
+            post,
+            resync_page::StartPost {
+                url: "http://127.0.0.1:8788/admin/resync".into(),
+                bearer: "test-admin-secret",
+                body: r#"{"scope":"failed"}"#,
+            }
+        );
+        let full = resync_page::start_post(config, Ok(b"scope=all".to_vec())).unwrap();
+        assert_eq!(full.body, "{}");
+        let bad = resync_page::start_post(config, Ok(b"scope=everything".to_vec())).unwrap_err();
+        assert_eq!(bad.status, 400);
+        let big = resync_page::start_post(config, Err(PageError::FormTooLarge)).unwrap_err();
+        assert_eq!(big.status, 413);
+        let get = reply(start(Ok(&c), &req("GET", &url), NOW));
+        assert_eq!((get.status, get.allow), (405, Some("POST")));
+    }
+
+    #[test]
+    fn the_resync_page_and_its_status_need_the_session() {
+        let c = config();
+        let cookie = signed_in(&c);
+        let page_url = format!("{URL}/resync");
+        let status_url = format!("{URL}/resync/status.json");
+        let out = reply(start(Ok(&c), &req("GET", &page_url), NOW));
+        assert_eq!((out.status, out.location), (303, Some("/login")));
+        let out = reply(start(Ok(&c), &req("GET", &status_url), NOW));
+        assert_eq!(
+            (out.status, out.content_type, out.body.as_str()),
+            (
+                401,
+                "application/json; charset=utf-8",
+                r#"{"error":"signed_out","ok":false}"#
+            )
+        );
+        let mut r = req("GET", &page_url);
+        r.cookie = Some(&cookie);
+        let Step::FetchResyncPage(runs) = start(Ok(&c), &r, NOW) else {
+            panic!("fetch the runs")
+        };
+        assert_eq!(
+            (runs.url.as_str(), runs.bearer),
+            (
+                "http://127.0.0.1:8788/admin/resync/runs",
+                Some("test-admin-secret")
+            )
+        );
+        let mut r = req("GET", &status_url);
+        r.cookie = Some(&cookie);
+        let Step::FetchRunStatus(latest) = start(Ok(&c), &r, NOW) else {
+            panic!("fetch the latest run")
+        };
+        assert_eq!(latest.url, "http://127.0.0.1:8788/admin/resync");
+        // The script is public (it holds nothing) and is not inline.
+        let js = reply(start(Ok(&c), &req("GET", &format!("{URL}/resync.js")), NOW));
+        assert_eq!(
+            (js.status, js.content_type),
+            (200, "text/javascript; charset=utf-8")
+        );
+        assert!(header(&js.headers(), "content-security-policy").is_some());
+    }
+
+    #[test]
     fn logout_clears_the_cookie() {
         let c = config();
         let cookie = signed_in(&c);
@@ -545,7 +661,12 @@ mod tests {
         let answers = [
             reply(start(Ok(&c), &req("GET", &url), NOW)),
             Reply::error(&PageError::NotFound),
-            overview([Answer::Unreachable, Answer::TimedOut, Answer::Unreachable]),
+            overview([
+                Answer::Unreachable,
+                Answer::TimedOut,
+                Answer::Unreachable,
+                Answer::Unreachable,
+            ]),
         ];
         for r in answers {
             let h = r.headers();
@@ -573,6 +694,7 @@ mod tests {
                 status: 401,
                 body: br#"{"ok":false,"error":"unauthorized"}"#.to_vec(),
             },
+            Answer::TimedOut,
         ]);
         assert_eq!(r.status, 200);
         assert!(r.body.contains(r#"id="count-synced">2<"#));
@@ -581,5 +703,30 @@ mod tests {
             .body
             .contains("Re-sync: 401 unauthorized: check ADMIN_SECRET"));
         assert!(!r.body.contains("test-admin-secret") && !r.body.contains("test-api-secret"));
+        assert!(r.body.contains("Metrics: timed out"));
+        let metrics = json!({"ok": true, "generated_at": "2026-01-01T10:30:00.000Z",
+            "rows": {"synced": 3, "pending": 1, "failed": 2, "deleted": 5},
+            "oldest_pending": {"created_at": "2026-01-01T10:28:30.000Z", "age_seconds": 90},
+            "outcomes": {"last_hour": {"applied": 4, "duplicate": 0, "stale": 0, "ignored_deleted": 0, "rejected": 1, "failed": 0},
+                         "last_24h": {"applied": 7, "duplicate": 1, "stale": 2, "ignored_deleted": 3, "rejected": 1, "failed": 6}},
+            "last_applied_at": "2026-01-01T10:29:59.000Z", "last_received_at": null,
+            "hourly": clerk_sync_contract::metrics::empty_buckets(UnixMillis(1_767_263_400_000))});
+        let r = overview([
+            Answer::Unreachable,
+            Answer::Unreachable,
+            Answer::Unreachable,
+            Answer::Status {
+                status: 200,
+                body: metrics.to_string().into_bytes(),
+            },
+        ]);
+        for text in [
+            r#"<td id="oldest-pending">1 min 30 s old</td>"#,
+            r#"<td class="n" id="outcome-24h-failed">6</td>"#,
+            r#"<svg id="deliveries-chart""#,
+            "Main API: unreachable",
+        ] {
+            assert!(r.body.contains(text), "{text} not in {}", r.body);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::read_body;
-use futures_util::future::{join3, select, Either};
+use futures_util::future::{join4, select, Either};
 use worker::{
     event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
     RequestInit, RequestRedirect, Response, Result,
@@ -17,6 +17,7 @@ use worker::{
 
 use crate::app::{self, Incoming, PageError, Reply, Step};
 use crate::config::DashboardConfig;
+use crate::resync_page;
 use crate::session::Throttle;
 use crate::sources::{self, Answer};
 
@@ -50,9 +51,24 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             }
             reply
         }
-        Step::FetchOverview([a, b, c]) => {
-            let (a, b, c) = join3(get(&a), get(&b), get(&c)).await;
-            app::overview([a, b, c])
+        Step::FetchOverview([a, b, c, d]) => {
+            let (a, b, c, d) = join4(get(&a), get(&b), get(&c), get(&d)).await;
+            app::overview([a, b, c, d])
+        }
+        Step::FetchResyncPage(runs) => resync_page::page(get(&runs).await, &incoming),
+        Step::FetchRunStatus(latest) => resync_page::status_json(get(&latest).await),
+        Step::ReadResyncForm(config) => {
+            let form = read_form(&mut req).await;
+            match resync_page::start_post(config, form) {
+                Ok(post) => {
+                    let fetch = sources::Fetch {
+                        url: post.url,
+                        bearer: Some(post.bearer),
+                    };
+                    resync_page::started(send(&fetch, Some(post.body)).await, &incoming)
+                }
+                Err(reply) => reply,
+            }
         }
     };
     respond(reply)
@@ -98,9 +114,14 @@ fn respond(reply: Reply) -> Result<Response> {
         .with_headers(headers))
 }
 
-/// One GET with an optional bearer, raced against a timer; redirects are
-/// not followed (an answer from elsewhere is not the source's).
 async fn get(fetch: &sources::Fetch<'_>) -> Answer {
+    send(fetch, None).await
+}
+
+/// One GET (or, with a JSON body, POST) with an optional bearer, raced
+/// against a timer; redirects are not followed (an answer from elsewhere
+/// is not the source's).
+async fn send(fetch: &sources::Fetch<'_>, json_body: Option<&str>) -> Answer {
     let headers = Headers::new();
     let mut set = vec![
         ("accept", "application/json".to_owned()),
@@ -112,15 +133,25 @@ async fn get(fetch: &sources::Fetch<'_>) -> Answer {
     if let Some(bearer) = fetch.bearer {
         set.push(("authorization", format!("Bearer {bearer}")));
     }
+    if json_body.is_some() {
+        set.push(("content-type", "application/json".to_owned()));
+    }
     for (name, value) in &set {
         if headers.set(name, value).is_err() {
             return Answer::Unreachable;
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Get)
-        .with_redirect(RequestRedirect::Manual)
-        .with_headers(headers);
+    init.with_method(if json_body.is_some() {
+        Method::Post
+    } else {
+        Method::Get
+    })
+    .with_redirect(RequestRedirect::Manual)
+    .with_headers(headers);
+    if let Some(body) = json_body {
+        init.with_body(Some(body.into()));
+    }
     let Ok(request) = Request::new_with_init(&fetch.url, &init) else {
         return Answer::Unreachable;
     };

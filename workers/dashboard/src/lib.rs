@@ -10,11 +10,17 @@
 //! | [`session`] | the password check, the signed cookie, the `Origin` check, the slowing of failures | read a clock or sleep |
 //! | [`sources`] | what is fetched with which bearer, how each answer is read, each source's failure as text | perform I/O |
 //! | [`views`] | the pages as maud markup, escaped by default | `PreEscaped` on data, I/O |
+//! | [`deliveries`] | the overview's metrics section (`GET /internal/metrics`) | read a clock |
+//! | [`chart`] | the deliveries per hour as stacked SVG bars | script, data as text |
+//! | [`resync_page`] | the Re-sync page: start forms, progress, past runs, the status JSON and its polling script | `innerHTML`, send `rejected_ids` or a secret as JSON |
 //! | [`app`] | routes, the order of the checks, every reply and its headers, `PageError`'s one mapping | perform I/O |
 //! | `glue` (wasm32) | reading the request, the fetches, the delay, the answer | decide anything |
 
 pub mod app;
+pub mod chart;
 pub mod config;
+pub mod deliveries;
+pub mod resync_page;
 pub mod session;
 pub mod sources;
 pub mod views;

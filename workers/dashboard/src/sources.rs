@@ -5,7 +5,7 @@
 //! fails the page. Pure: the glue performs the [`Fetch`]es and hands back
 //! an [`Answer`] for each.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{DashboardConfig, ADMIN_SECRET, API_SECRET};
@@ -26,8 +26,8 @@ pub struct Fetch<'a> {
     pub bearer: Option<&'a str>,
 }
 
-/// The three requests of the overview, in the order of [`Overview::read`].
-pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 3] {
+/// The requests of the overview, in the order of [`Overview::read`].
+pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 4] {
     [
         Fetch {
             url: format!("{}{SYNC_STATUS_PATH}", config.api_url),
@@ -41,6 +41,7 @@ pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 3] {
             url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
             bearer: Some(config.admin_secret.expose()),
         },
+        crate::deliveries::metrics_fetch(config),
     ]
 }
 
@@ -113,7 +114,7 @@ pub struct RunSummary {
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunError {
     pub code: String,
@@ -133,22 +134,25 @@ pub struct Overview {
     pub sync: Result<SyncCounts, SourceError>,
     pub relay: Result<RelayHealth, SourceError>,
     pub run: Result<LatestRun, SourceError>,
+    /// The main API's `GET /internal/metrics`.
+    pub metrics: Result<clerk_sync_contract::metrics::Metrics, SourceError>,
 }
 
 impl Overview {
     /// The answers to [`overview_fetches`], in its order.
-    pub fn read([sync, relay, run]: [Answer; 3]) -> Self {
+    pub fn read([sync, relay, run, metrics]: [Answer; 4]) -> Self {
         Self {
             sync: read_sync_status(sync),
             relay: read_relay_health(relay),
             run: read_latest_run(run),
+            metrics: crate::deliveries::read_metrics(metrics),
         }
     }
 }
 
 /// The body of a 2xx (or of one of the `also` statuses) as JSON; anything
 /// else as a [`SourceError`], 401/403 naming `setting`.
-fn json_of(
+pub(crate) fn json_of(
     answer: Answer,
     setting: &'static str,
     also: &[u16],
@@ -175,7 +179,7 @@ fn json_of(
 
 /// A source's error code, shown only when it looks like one
 /// (`[a-z0-9_]`, at most 64): never free text from elsewhere.
-fn stable_code(code: &str) -> Option<String> {
+pub(crate) fn stable_code(code: &str) -> Option<String> {
     let ok = !code.is_empty()
         && code.len() <= 64
         && code
@@ -385,7 +389,14 @@ mod tests {
             })
         })
         .unwrap();
-        let [sync, health, run] = overview_fetches(&config);
+        let [sync, health, run, metrics] = overview_fetches(&config);
+        assert_eq!(
+            metrics,
+            Fetch {
+                url: "http://127.0.0.1:8787/internal/metrics".into(),
+                bearer: Some("test-api-secret")
+            }
+        );
         assert_eq!(
             sync,
             Fetch {

@@ -20,6 +20,8 @@ h2{margin:0 0 .6rem;font-size:1.05rem}
 table{border-collapse:collapse}th,td{text-align:left;padding:.25rem 1rem .25rem 0}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .error{color:#a4161a}.ok{color:#2b7a0b}.muted{color:#68707a}
+h3{margin:.9rem 0 .4rem;font-size:.95rem}progress{width:24rem;height:1.1rem;vertical-align:middle}
+form.start{margin:.4rem 0}svg{max-width:100%;height:auto}
 label{display:block;margin:.5rem 0}input{font:inherit;padding:.35rem}button{font:inherit;padding:.35rem .9rem}
 ";
 
@@ -38,7 +40,7 @@ pub fn layout(title: &str, signed_in: bool, content: Markup) -> Markup {
                 header {
                     strong { "clerk-sync" }
                     @if signed_in {
-                        nav { a href="/" { "Overview" } }
+                        nav { a href="/" { "Overview" } " " a href=(crate::resync_page::PAGE_PATH) { "Re-sync" } }
                         form method="post" action="/logout" {
                             button type="submit" { "Sign out" }
                         }
@@ -116,6 +118,10 @@ pub fn overview_page(overview: &Overview) -> Markup {
             section #resync {
                 h2 { "Latest re-sync run" }
                 (source(&overview.run, "Re-sync", latest_run))
+            }
+            section #deliveries {
+                h2 { "Deliveries" }
+                (crate::deliveries::section(&overview.metrics))
             }
         },
     )
@@ -215,6 +221,7 @@ mod tests {
                 problems: vec![],
             }),
             run: Ok(LatestRun::NoneYet),
+            metrics: Err(SourceError::Unreachable),
         }
     }
 
