@@ -9,7 +9,7 @@ use std::time::Duration;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::read_body;
-use futures_util::future::{join3, select, Either};
+use futures_util::future::{join4, select, Either};
 use worker::{
     event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
     RequestInit, RequestRedirect, Response, Result,
@@ -51,15 +51,16 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             reply
         }
         Step::FetchOverview([a, b, c]) => {
-            let (a, b, c) = join3(get(&a), get(&b), get(&c)).await;
-            app::overview([a, b, c])
+            let (a, b, c, board) =
+                join4(get(&a), get(&b), get(&c), crate::alert_state::board(&env)).await;
+            app::overview_with_alerts([a, b, c], board)
         }
     };
     respond(reply)
 }
 
 /// Secrets first (`wrangler secret put`, `.dev.vars`), then `[vars]`.
-fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
+pub(crate) fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
     move |name| {
         env.secret(name)
             .map(|s| s.to_string())
@@ -68,7 +69,7 @@ fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
     }
 }
 
-fn now() -> UnixMillis {
+pub(crate) fn now() -> UnixMillis {
     UnixMillis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -100,7 +101,7 @@ fn respond(reply: Reply) -> Result<Response> {
 
 /// One GET with an optional bearer, raced against a timer; redirects are
 /// not followed (an answer from elsewhere is not the source's).
-async fn get(fetch: &sources::Fetch<'_>) -> Answer {
+pub(crate) async fn get(fetch: &sources::Fetch<'_>) -> Answer {
     let headers = Headers::new();
     let mut set = vec![
         ("accept", "application/json".to_owned()),

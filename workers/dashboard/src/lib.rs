@@ -11,14 +11,19 @@
 //! | [`sources`] | what is fetched with which bearer, how each answer is read, each source's failure as text | perform I/O |
 //! | [`views`] | the pages as maud markup, escaped by default | `PreEscaped` on data, I/O |
 //! | [`app`] | routes, the order of the checks, every reply and its headers, `PageError`'s one mapping | perform I/O |
+//! | [`alerts`] | the alert rules, their messages and state, the settings `ALERT_*`, the overview's alerts section | perform I/O, read a clock |
+//! | `alert_state` (wasm32) | the `AlertState` Durable Object and the cron: the checks' fetches, the sends, the storage | decide anything |
 //! | `glue` (wasm32) | reading the request, the fetches, the delay, the answer | decide anything |
 
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod session;
 pub mod sources;
 pub mod views;
 
+#[cfg(target_arch = "wasm32")]
+mod alert_state;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 

@@ -133,6 +133,8 @@ pub struct Overview {
     pub sync: Result<SyncCounts, SourceError>,
     pub relay: Result<RelayHealth, SourceError>,
     pub run: Result<LatestRun, SourceError>,
+    /// The alerts' section, when the glue read their state.
+    pub alerts: Option<crate::alerts::Board>,
 }
 
 impl Overview {
@@ -142,13 +144,14 @@ impl Overview {
             sync: read_sync_status(sync),
             relay: read_relay_health(relay),
             run: read_latest_run(run),
+            alerts: None,
         }
     }
 }
 
 /// The body of a 2xx (or of one of the `also` statuses) as JSON; anything
 /// else as a [`SourceError`], 401/403 naming `setting`.
-fn json_of(
+pub(crate) fn json_of(
     answer: Answer,
     setting: &'static str,
     also: &[u16],

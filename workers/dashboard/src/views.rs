@@ -117,6 +117,9 @@ pub fn overview_page(overview: &Overview) -> Markup {
                 h2 { "Latest re-sync run" }
                 (source(&overview.run, "Re-sync", latest_run))
             }
+            @if let Some(board) = &overview.alerts {
+                (crate::alerts::section(board))
+            }
         },
     )
 }
@@ -215,6 +218,7 @@ mod tests {
                 problems: vec![],
             }),
             run: Ok(LatestRun::NoneYet),
+            alerts: None,
         }
     }
 
