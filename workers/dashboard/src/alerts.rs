@@ -663,23 +663,26 @@ mod tests {
     }
 
     #[test]
-    fn failed_rows_seen_before_are_not_new() {
-        let mut two = calm();
-        two.metrics.as_mut().unwrap().rows.failed = 2;
-        let (s, sent) = step(&State::default(), &two, at(0));
-        assert_eq!(sent.len(), 1);
-        let (s, _) = step(&s, &calm(), at(5));
-        let mut one = calm();
-        one.metrics.as_mut().unwrap().rows.failed = 1;
-        let (s, sent) = step(&s, &one, at(10));
-        assert_eq!(sent.len(), 1, "0 -> 1 is new: {sent:?}");
-        // 1 -> 1 after a resolve would not be new.
-        let s = State {
-            active: vec![],
-            ..s
+    fn more_failed_rows_while_active_refresh_the_detail_silently() {
+        let failed = |n| {
+            let mut o = calm();
+            o.metrics.as_mut().unwrap().rows.failed = n;
+            o
         };
-        let (_, sent) = step(&s, &one, at(15));
-        assert!(sent.is_empty(), "{sent:?}");
+        let (s, sent) = step(&State::default(), &failed(2), at(0));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(s.failed_seen, Some(2));
+        let (s, sent) = step(&s, &failed(5), at(5));
+        assert!(sent.is_empty(), "still the same alert: {sent:?}");
+        assert_eq!(s.active(Rule::FailedRows).unwrap().detail, "5 failed rows");
+        assert_eq!(s.active(Rule::FailedRows).unwrap().since, at(0));
+        let (s, sent) = step(&s, &failed(1), at(10));
+        assert!(sent.is_empty(), "fewer, but not none: {sent:?}");
+        let (s, sent) = step(&s, &failed(0), at(15));
+        assert_eq!(sent.len(), 1, "resolved at none");
+        let (_, sent) = step(&s, &failed(1), at(20));
+        assert_eq!(sent.len(), 1, "0 -> 1 is new again: {sent:?}");
+        assert!(sent[0].contains("1 failed rows, 1 new"), "{}", sent[0]);
     }
 
     #[test]
