@@ -318,6 +318,13 @@ pub fn overview(answers: [Answer; 4]) -> Reply {
     Reply::page(200, views::overview_page(&Overview::read(answers)))
 }
 
+/// [`overview`] with the alerts' section.
+pub fn overview_with_alerts(answers: [Answer; 4], board: crate::alerts::Board) -> Reply {
+    let mut overview = Overview::read(answers);
+    overview.alerts = Some(board);
+    Reply::page(200, views::overview_page(&overview))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

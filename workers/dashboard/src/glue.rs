@@ -9,7 +9,7 @@ use std::time::Duration;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::read_body;
-use futures_util::future::{join4, select, Either};
+use futures_util::future::{join, join4, select, Either};
 use worker::{
     event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
     RequestInit, RequestRedirect, Response, Result,
@@ -52,8 +52,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             reply
         }
         Step::FetchOverview([a, b, c, d]) => {
-            let (a, b, c, d) = join4(get(&a), get(&b), get(&c), get(&d)).await;
-            app::overview([a, b, c, d])
+            let ((a, b, c, d), board) = join(
+                join4(get(&a), get(&b), get(&c), get(&d)),
+                crate::alert_state::board(&env),
+            )
+            .await;
+            app::overview_with_alerts([a, b, c, d], board)
         }
         Step::FetchResyncPage(runs) => resync_page::page(get(&runs).await, &incoming),
         Step::FetchRunStatus(latest) => resync_page::status_json(get(&latest).await),
@@ -75,7 +79,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// Secrets first (`wrangler secret put`, `.dev.vars`), then `[vars]`.
-fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
+pub(crate) fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
     move |name| {
         env.secret(name)
             .map(|s| s.to_string())
@@ -84,7 +88,7 @@ fn lookup(env: &Env) -> impl Fn(&str) -> Option<String> + '_ {
     }
 }
 
-fn now() -> UnixMillis {
+pub(crate) fn now() -> UnixMillis {
     UnixMillis(i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -114,7 +118,7 @@ fn respond(reply: Reply) -> Result<Response> {
         .with_headers(headers))
 }
 
-async fn get(fetch: &sources::Fetch<'_>) -> Answer {
+pub(crate) async fn get(fetch: &sources::Fetch<'_>) -> Answer {
     send(fetch, None).await
 }
 

@@ -14,8 +14,11 @@
 //! | [`chart`] | the deliveries per hour as stacked SVG bars | script, data as text |
 //! | [`resync_page`] | the Re-sync page: start forms, progress, past runs, the status JSON and its polling script | `innerHTML`, send `rejected_ids` or a secret as JSON |
 //! | [`app`] | routes, the order of the checks, every reply and its headers, `PageError`'s one mapping | perform I/O |
+//! | [`alerts`] | the alert rules, their messages and state, the settings `ALERT_*`, the overview's alerts section | perform I/O, read a clock |
+//! | `alert_state` (wasm32) | the `AlertState` Durable Object and the cron: the checks' fetches, the sends, the storage | decide anything |
 //! | `glue` (wasm32) | reading the request, the fetches, the delay, the answer | decide anything |
 
+pub mod alerts;
 pub mod app;
 pub mod chart;
 pub mod config;
@@ -25,6 +28,8 @@ pub mod session;
 pub mod sources;
 pub mod views;
 
+#[cfg(target_arch = "wasm32")]
+mod alert_state;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 

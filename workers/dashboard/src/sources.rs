@@ -136,6 +136,8 @@ pub struct Overview {
     pub run: Result<LatestRun, SourceError>,
     /// The main API's `GET /internal/metrics`.
     pub metrics: Result<clerk_sync_contract::metrics::Metrics, SourceError>,
+    /// The alerts' section, when the glue read their state.
+    pub alerts: Option<crate::alerts::Board>,
 }
 
 impl Overview {
@@ -146,6 +148,7 @@ impl Overview {
             relay: read_relay_health(relay),
             run: read_latest_run(run),
             metrics: crate::deliveries::read_metrics(metrics),
+            alerts: None,
         }
     }
 }

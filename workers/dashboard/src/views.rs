@@ -123,6 +123,9 @@ pub fn overview_page(overview: &Overview) -> Markup {
                 h2 { "Deliveries" }
                 (crate::deliveries::section(&overview.metrics))
             }
+            @if let Some(board) = &overview.alerts {
+                (crate::alerts::section(board))
+            }
         },
     )
 }
@@ -222,6 +225,7 @@ mod tests {
             }),
             run: Ok(LatestRun::NoneYet),
             metrics: Err(SourceError::Unreachable),
+            alerts: None,
         }
     }
 

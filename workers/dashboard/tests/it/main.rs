@@ -8,5 +8,6 @@
 
 mod support;
 
+mod alerts;
 mod flow;
 mod resync;
