@@ -119,3 +119,16 @@ fn sign_in_see_the_main_apis_counts_and_sign_out_in_a_browser() {
     assert_eq!(page.path(), "/login");
     page.screenshot("overview-refused");
 }
+
+#[test]
+#[ignore = "needs chromium: scripts/test.sh"]
+fn the_script_check_sees_a_script_that_ran() {
+    let chromium = Chromium::start();
+    // A page that is only the payload, unescaped: the check must fail on it.
+    let page = chromium.page("data:text/html,", "self-check");
+    page.open(HOSTILE_NAME);
+    let check = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        page.assert_no_script_ran("__xss")
+    }));
+    assert!(check.is_err(), "the payload ran and the check saw nothing");
+}
