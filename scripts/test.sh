@@ -2,8 +2,8 @@
 # The README's test command (`npm test`, which `.ci/run` calls): installs what
 # is missing, checks formatting and lints (the fuzz targets included), runs
 # the native tests, builds the Worker bundles, enforces the size budget, runs
-# the end-to-end suites in workerd and wrangler dev, and last the load test,
-# alone. Every step must pass; the first failure stops the run.
+# the end-to-end suites in workerd, wrangler dev and headless Chromium, and
+# last the load test, alone. Every step must pass; the first failure stops the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/tools.sh
@@ -78,7 +78,11 @@ cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D 
   tee target/main-api-dry-run.log | grep -E "Total Upload|error:" || true
 grep -q "Total Upload" target/main-api-dry-run.log || { echo "main API build failed"; cat target/main-api-dry-run.log; exit 1; }
 
-step "tests: native and end to end (workerd, wrangler dev), all but the load test"
+step "headless Chromium for the dashboard's tests in a real browser"
+# Debian's chromium package, installed when missing (scripts/ensure-chromium.sh).
+bash scripts/ensure-chromium.sh
+
+step "tests: native and end to end (workerd, wrangler dev, Chromium), all but the load test"
 # --include-ignored is for the server suites; doc tests run apart, without
 # it: an `ignore`d doc example is a sketch that is not meant to compile.
 cargo test --workspace --lib --bins --tests -- --include-ignored --skip load:: --skip bench::

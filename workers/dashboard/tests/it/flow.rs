@@ -5,13 +5,6 @@ use std::time::Instant;
 
 use crate::support::*;
 
-fn bearer() -> Vec<(String, String)> {
-    vec![
-        ("authorization".into(), format!("Bearer {DEV_API_SECRET}")),
-        ("content-type".into(), "application/json".into()),
-    ]
-}
-
 fn upsert(i: usize) -> Json {
     json!({
         "version": 1, "command": "upsert_user", "operation_id": format!("op_dash_{i}"),
@@ -35,14 +28,14 @@ fn seed(api: &MainApiDev) {
     let body = json!({"version": 1, "commands": commands}).to_string();
     let (s, answer) = post(
         &format!("{}/internal/clerk-sync/batch", api.url),
-        &bearer(),
+        &api_bearer(),
         body.as_bytes(),
     );
     assert_eq!(s, 200, "{answer}");
     let signup = json!({"id": "signup_dash", "email": "new@example.com", "first_name": "Pending", "link_by": "email"});
     let (s, answer) = post(
         &format!("{}/internal/users", api.url),
-        &bearer(),
+        &api_bearer(),
         signup.to_string().as_bytes(),
     );
     assert_eq!(s, 201, "{answer}");
@@ -118,7 +111,7 @@ fn sign_in_see_the_main_apis_counts_and_sign_out() {
     // The overview shows what the main API reports.
     let page = call("GET", &overview_url, &[("cookie", &cookie)], "");
     assert_eq!(page.status, 200, "{}", dash.logs());
-    let (s, status) = get_with(&format!("{}/internal/sync/status", api.url), &bearer());
+    let (s, status) = get_with(&format!("{}/internal/sync/status", api.url), &api_bearer());
     assert_eq!(s, 200);
     let users = &status["users"];
     for (name, expected) in [

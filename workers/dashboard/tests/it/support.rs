@@ -159,3 +159,88 @@ pub fn sign_in(dash: &DashboardDev, password: &str, origin: Option<&str>) -> Pag
     }
     call("POST", &format!("{}/login", dash.url), &headers, &body)
 }
+
+/// The main API's bearer (`API_SECRET`), with a JSON body.
+pub fn api_bearer() -> Vec<(String, String)> {
+    vec![
+        ("authorization".into(), format!("Bearer {DEV_API_SECRET}")),
+        ("content-type".into(), "application/json".into()),
+    ]
+}
+
+/// Posts `commands` to the main API as one batch, as the relay would; the answer.
+pub fn post_batch(api: &MainApiDev, commands: Vec<Json>) -> Json {
+    let body = json!({"version": 1, "commands": commands}).to_string();
+    let (s, answer) = post(
+        &format!("{}/internal/clerk-sync/batch", api.url),
+        &api_bearer(),
+        body.as_bytes(),
+    );
+    assert_eq!(s, 200, "{answer}");
+    answer
+}
+
+/// The main API's `GET /internal/sync/status`.
+pub fn sync_status(api: &MainApiDev) -> Json {
+    let (s, status) = get_with(&format!("{}/internal/sync/status", api.url), &api_bearer());
+    assert_eq!(s, 200, "{status}");
+    status
+}
+
+/// Everything the dashboard reads, as `npm run dev` runs it, on free ports:
+/// the main API on a local D1, the stand-in Clerk API with `clerk_users`
+/// users, the relay with the re-sync Worker reading it, and the dashboard
+/// in front of both.
+pub struct Stack {
+    pub api: MainApiDev,
+    pub clerk: ClerkStandIn,
+    pub relay: RelayDev,
+    pub dash: DashboardDev,
+}
+
+impl Stack {
+    pub fn start(clerk_users: usize) -> Self {
+        let api = MainApiDev::start();
+        let clerk = ClerkStandIn::start(clerk_users, &[]);
+        let relay = RelayDev::start(&RelayDevOptions::new(&api.url, &clerk.url));
+        let dash = DashboardDev::start(&settings(&api.url, &relay.url));
+        Stack {
+            api,
+            clerk,
+            relay,
+            dash,
+        }
+    }
+
+    /// A request to the relay's admin routes with `ADMIN_SECRET`.
+    pub fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Json) {
+        let url = format!("{}{path}", self.relay.url);
+        let headers = vec![
+            ("authorization".into(), format!("Bearer {DEV_ADMIN_SECRET}")),
+            ("content-type".into(), "application/json".into()),
+        ];
+        if method == "GET" {
+            get_with(&url, &headers)
+        } else {
+            request(method, &url, &headers, body.as_bytes())
+        }
+    }
+
+    /// Starts a re-sync run with this body and waits until it has ended; its status.
+    pub fn resync(&self, body: &str) -> Json {
+        let (s, started) = self.admin("POST", "/admin/resync", body);
+        assert_eq!(s, 202, "{started}");
+        let path = format!("/admin/resync/{}", started["run_id"].as_str().unwrap());
+        let mut status = Json::Null;
+        let ended = wait_until(Duration::from_secs(300), || {
+            status = self.admin("GET", &path, "").1;
+            status["state"] != "running"
+        });
+        assert!(
+            ended,
+            "the run did not end: {status}\n{}",
+            self.relay.logs()
+        );
+        status
+    }
+}
