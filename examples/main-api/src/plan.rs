@@ -682,11 +682,12 @@ pub const USER_ROW: &str = concat!(
 FROM users u WHERE u.clerk_id = ?1"
 );
 
-/// What became of each command for one Clerk id, newest first.
+/// What became of each command for one Clerk id, newest first: the last 50,
+/// through `sync_audit_clerk_id` (never an email or a body).
 pub const USER_AUDIT: &str = "\
 SELECT received_at, operation_id, command, event_type, outcome, error FROM sync_audit
 WHERE clerk_id = ?1
-ORDER BY id DESC LIMIT 20";
+ORDER BY id DESC LIMIT 50";
 
 /// The application's signup, before Clerk confirms the user: how it will
 /// be claimed, and its data.
