@@ -1,6 +1,6 @@
 //! The Workers glue: reads the request, does what [`app::start`] asks (read
-//! the sign-in form, or fetch the overview's sources with their bearers,
-//! server-side), waits the delay a failed sign-in gets, and answers with
+//! the sign-in form, fetch the overview's or a users page's sources, or
+//! post a user's re-sync to the relay, with their bearers, server-side), waits the delay a failed sign-in gets, and answers with
 //! the reply's headers. Decisions are the core's.
 
 use std::cell::RefCell;
@@ -19,6 +19,7 @@ use crate::app::{self, Incoming, PageError, Reply, Step};
 use crate::config::DashboardConfig;
 use crate::session::Throttle;
 use crate::sources::{self, Answer};
+use crate::users;
 
 thread_local! {
     /// Failed sign-ins seen by this isolate (see [`Throttle`]).
@@ -54,6 +55,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             let (a, b, c) = join3(get(&a), get(&b), get(&c)).await;
             app::overview([a, b, c])
         }
+        Step::FetchUsers(fetch, query) => app::users_list(get(&fetch).await, &query, now),
+        Step::FetchUser(fetch, clerk_id, notice) => {
+            app::user(get(&fetch).await, &clerk_id, notice.as_ref())
+        }
+        Step::StartResync(post, clerk_id) => app::resync_started(&clerk_id, post_json(&post).await),
     };
     respond(reply)
 }
@@ -98,9 +104,20 @@ fn respond(reply: Reply) -> Result<Response> {
         .with_headers(headers))
 }
 
-/// One GET with an optional bearer, raced against a timer; redirects are
-/// not followed (an answer from elsewhere is not the source's).
+/// One GET with an optional bearer (see [`send`]).
 async fn get(fetch: &sources::Fetch<'_>) -> Answer {
+    send(Method::Get, &fetch.url, fetch.bearer, None).await
+}
+
+/// One POST of a JSON body with its bearer (see [`send`]).
+async fn post_json(post: &users::Post<'_>) -> Answer {
+    send(Method::Post, &post.url, Some(post.bearer), Some(&post.body)).await
+}
+
+/// One request with an optional bearer and JSON body, raced against a
+/// timer; redirects are not followed (an answer from elsewhere is not the
+/// source's).
+async fn send(method: Method, url: &str, bearer: Option<&str>, body: Option<&str>) -> Answer {
     let headers = Headers::new();
     let mut set = vec![
         ("accept", "application/json".to_owned()),
@@ -109,8 +126,11 @@ async fn get(fetch: &sources::Fetch<'_>) -> Answer {
             format!("clerk-sync-dashboard/{}", crate::VERSION),
         ),
     ];
-    if let Some(bearer) = fetch.bearer {
+    if let Some(bearer) = bearer {
         set.push(("authorization", format!("Bearer {bearer}")));
+    }
+    if body.is_some() {
+        set.push(("content-type", "application/json".to_owned()));
     }
     for (name, value) in &set {
         if headers.set(name, value).is_err() {
@@ -118,10 +138,13 @@ async fn get(fetch: &sources::Fetch<'_>) -> Answer {
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Get)
+    init.with_method(method)
         .with_redirect(RequestRedirect::Manual)
         .with_headers(headers);
-    let Ok(request) = Request::new_with_init(&fetch.url, &init) else {
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let Ok(request) = Request::new_with_init(url, &init) else {
         return Answer::Unreachable;
     };
     let controller = AbortController::default();

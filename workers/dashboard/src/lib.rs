@@ -9,6 +9,7 @@
 //! | [`config`] | the settings, problems by name | hold a value in a message |
 //! | [`session`] | the password check, the signed cookie, the `Origin` check, the slowing of failures | read a clock or sleep |
 //! | [`sources`] | what is fetched with which bearer, how each answer is read, each source's failure as text | perform I/O |
+//! | [`users`] | the users pages: routes, what each reads or posts, the answers, the markup | `PreEscaped` on data, I/O |
 //! | [`views`] | the pages as maud markup, escaped by default | `PreEscaped` on data, I/O |
 //! | [`app`] | routes, the order of the checks, every reply and its headers, `PageError`'s one mapping | perform I/O |
 //! | `glue` (wasm32) | reading the request, the fetches, the delay, the answer | decide anything |
@@ -17,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod session;
 pub mod sources;
+pub mod users;
 pub mod views;
 
 #[cfg(target_arch = "wasm32")]

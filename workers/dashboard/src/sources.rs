@@ -148,7 +148,7 @@ impl Overview {
 
 /// The body of a 2xx (or of one of the `also` statuses) as JSON; anything
 /// else as a [`SourceError`], 401/403 naming `setting`.
-fn json_of(
+pub(crate) fn json_of(
     answer: Answer,
     setting: &'static str,
     also: &[u16],
@@ -175,7 +175,7 @@ fn json_of(
 
 /// A source's error code, shown only when it looks like one
 /// (`[a-z0-9_]`, at most 64): never free text from elsewhere.
-fn stable_code(code: &str) -> Option<String> {
+pub(crate) fn stable_code(code: &str) -> Option<String> {
     let ok = !code.is_empty()
         && code.len() <= 64
         && code

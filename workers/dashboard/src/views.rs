@@ -38,7 +38,7 @@ pub fn layout(title: &str, signed_in: bool, content: Markup) -> Markup {
                 header {
                     strong { "clerk-sync" }
                     @if signed_in {
-                        nav { a href="/" { "Overview" } }
+                        nav { a href="/" { "Overview" } " " a href="/users" { "Users needing attention" } }
                         form method="post" action="/logout" {
                             button type="submit" { "Sign out" }
                         }
