@@ -682,11 +682,12 @@ pub const USER_ROW: &str = concat!(
 FROM users u WHERE u.clerk_id = ?1"
 );
 
-/// What became of each command for one Clerk id, newest first.
+/// What became of each command for one Clerk id, newest first: the last 50,
+/// through `sync_audit_clerk_id` (never an email or a body).
 pub const USER_AUDIT: &str = "\
 SELECT received_at, operation_id, command, event_type, outcome, error FROM sync_audit
 WHERE clerk_id = ?1
-ORDER BY id DESC LIMIT 20";
+ORDER BY id DESC LIMIT 50";
 
 /// The application's signup, before Clerk confirms the user: how it will
 /// be claimed, and its data.
@@ -751,7 +752,8 @@ macro_rules! listed_columns {
     () => {
         "u.id, u.clerk_id, u.email,
        (SELECT s.id FROM signups s WHERE s.id = u.id AND s.link_by = 'external_id') AS external_id,
-       u.sync_status, u.sync_error, u.last_sync_attempt, u.deleted_at IS NOT NULL AS deleted"
+       u.sync_status, u.sync_error, u.last_sync_attempt, u.created_at,
+       u.deleted_at IS NOT NULL AS deleted"
     };
 }
 
@@ -797,6 +799,26 @@ pub const LINKED_DELETED_ROWS_BY_STATUS: &str =
 pub const UNLINKED_ROWS: &str = unlinked_rows!("");
 pub const UNLINKED_ROWS_BY_STATUS: &str = unlinked_rows!(" AND u.sync_status = ?3");
 
+/// The live row with an email (`?1`), case ignored: the column is
+/// `COLLATE NOCASE`, and so is its partial unique index, which this reads.
+/// At most one row; `?2` and `?3` as in the pages.
+macro_rules! email_row {
+    ($filter:literal) => {
+        concat!(
+            "SELECT ",
+            listed_columns!(),
+            "
+FROM users u INDEXED BY users_email_live WHERE u.email = ?1 AND u.deleted_at IS NULL",
+            $filter,
+            "
+LIMIT CAST(?2 AS INTEGER)"
+        )
+    };
+}
+
+pub const EMAIL_ROW: &str = email_row!("");
+pub const EMAIL_ROW_BY_STATUS: &str = email_row!(" AND u.sync_status = ?3");
+
 /// A page of rows: the linked rows after the cursor, then (unless only
 /// live rows are asked for) the unlinked ones, each read one row past the
 /// page; the caller keeps the first `limit` in this order.
@@ -808,6 +830,16 @@ pub fn rows(q: &RowsQuery) -> Batch {
         p.extend(status.map(Value::from));
         p
     };
+    if let Some(email) = &q.email {
+        let sql = if status.is_some() {
+            EMAIL_ROW_BY_STATUS
+        } else {
+            EMAIL_ROW
+        };
+        return Batch {
+            statements: vec![stmt(sql, params(email))],
+        };
+    }
     let mut statements = Vec::new();
     let linked_after = match &q.after {
         None => Some(""),
@@ -1354,9 +1386,19 @@ mod tests {
                         sync_status,
                         after,
                         limit: 5,
+                        email: None,
                     }));
                 }
             }
+        }
+        for sync_status in [None, Some(crate::request::SyncStatus::Failed)] {
+            batches.push(rows(&RowsQuery {
+                live: None,
+                sync_status,
+                after: None,
+                limit: 5,
+                email: Some("e@example.com".into()),
+            }));
         }
         for s in batches.iter().flat_map(|b| &b.statements) {
             let highest = (1..=20).rev().find(|n| s.sql.contains(&format!("?{n}")));
@@ -1438,6 +1480,7 @@ mod tests {
             sync_status: None,
             after,
             limit: 10,
+            email: None,
         };
         let b = rows(&q(None, None));
         assert_eq!(sqls(&b), [LINKED_ROWS, UNLINKED_ROWS]);
@@ -1462,6 +1505,23 @@ mod tests {
             ]
         );
         assert_eq!(b.statements[1].params[0], Value::from(""));
+        // An email: its one row, whatever else the query says.
+        let b = rows(&RowsQuery {
+            email: Some("A@x.com".into()),
+            ..q(None, None)
+        });
+        assert_eq!(sqls(&b), [EMAIL_ROW]);
+        assert_eq!(
+            b.statements[0].params,
+            [Value::from("A@x.com"), Value::from("11")]
+        );
+        let b = rows(&RowsQuery {
+            email: Some("A@x.com".into()),
+            sync_status: Some(crate::request::SyncStatus::Failed),
+            ..q(None, None)
+        });
+        assert_eq!(sqls(&b), [EMAIL_ROW_BY_STATUS]);
+        assert_eq!(b.statements[0].params[2], Value::from("failed"));
     }
 
     #[test]

@@ -434,6 +434,9 @@ pub const DEFAULT_ROWS_LIMIT: u32 = 100;
 pub const MAX_ROWS_LIMIT: u32 = 500;
 /// Longest cursor accepted or produced (the re-sync run persists it).
 pub const MAX_CURSOR_LEN: usize = 512;
+/// Longest `email` a rows query takes (RFC 5321's 64 + 1 + 255, rounded as
+/// commonly to 320).
+pub const MAX_EMAIL_QUERY_LEN: usize = 320;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncStatus {
@@ -491,7 +494,8 @@ impl Cursor {
     }
 }
 
-/// `GET /internal/users?live=true|false&sync_status=…&after=<cursor>&limit=N`.
+/// `GET /internal/users?live=true|false&sync_status=…&after=<cursor>&limit=N`,
+/// or `?email=<address>[&sync_status=…][&limit=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowsQuery {
     /// `true`: rows linked to a Clerk user and not deleted; `false`: every
@@ -500,6 +504,10 @@ pub struct RowsQuery {
     pub sync_status: Option<SyncStatus>,
     pub after: Option<Cursor>,
     pub limit: u32,
+    /// The row not deleted whose email equals this one, ASCII case
+    /// ignored (the column's `NOCASE`): at most one row, so never with
+    /// `after` or `live`.
+    pub email: Option<String>,
 }
 
 /// Parses the query string (without the `?`). Every parameter at most once;
@@ -511,6 +519,7 @@ pub fn parse_rows_query(query: Option<&str>) -> Result<RowsQuery, ApiError> {
         sync_status: None,
         after: None,
         limit: DEFAULT_ROWS_LIMIT,
+        email: None,
     };
     let mut seen: Vec<String> = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -551,13 +560,24 @@ pub fn parse_rows_query(query: Option<&str>) -> Result<RowsQuery, ApiError> {
                     .filter(|n| (1..=MAX_ROWS_LIMIT).contains(n))
                     .ok_or(invalid("limit must be an integer from 1 to 500"))?;
             }
+            "email" => {
+                if value.is_empty() || value.len() > MAX_EMAIL_QUERY_LEN {
+                    return Err(invalid("email must be 1 to 320 bytes"));
+                }
+                q.email = Some(value);
+            }
             _ => {
                 return Err(invalid(
-                    "unknown query parameter: live, sync_status, after and limit are known",
+                    "unknown query parameter: live, sync_status, after, limit and email are known",
                 ))
             }
         }
         seen.push(key);
+    }
+    if q.email.is_some() && (q.after.is_some() || q.live.is_some()) {
+        return Err(invalid(
+            "email matches at most one live row: after and live are not taken with it",
+        ));
     }
     Ok(q)
 }
@@ -953,9 +973,20 @@ mod tests {
                 live: None,
                 sync_status: None,
                 after: None,
-                limit: DEFAULT_ROWS_LIMIT
+                limit: DEFAULT_ROWS_LIMIT,
+                email: None,
             }
         );
+        let q = parse_rows_query(Some(
+            "email=Ann%2Bx%40Example.com&sync_status=failed&limit=50",
+        ))
+        .unwrap();
+        assert_eq!(
+            (q.email.as_deref(), q.sync_status, q.limit),
+            (Some("Ann+x@Example.com"), Some(SyncStatus::Failed), 50)
+        );
+        let longest = format!("email={}", "a".repeat(MAX_EMAIL_QUERY_LEN));
+        assert!(parse_rows_query(Some(&longest)).is_ok());
         let q = parse_rows_query(Some("live=true&limit=7&after=c%3Auser%5F1")).unwrap();
         assert_eq!(
             (q.live, q.limit, q.after),
@@ -991,6 +1022,12 @@ mod tests {
             "limit=5&limit=5",
             "offset=3",
             "live",
+            "email=",
+            "email=a@x.com&email=a@x.com",
+            "email=a@x.com&after=c:user_1",
+            "email=a@x.com&live=true",
+            "live=false&email=a@x.com",
+            "Email=a@x.com",
         ] {
             assert!(
                 matches!(parse_rows_query(Some(bad)), Err(ApiError::InvalidQuery(_))),
@@ -998,6 +1035,8 @@ mod tests {
             );
         }
         let long = format!("after=c:{}", "u".repeat(MAX_CURSOR_LEN));
+        assert!(parse_rows_query(Some(&long)).is_err());
+        let long = format!("email={}", "a".repeat(MAX_EMAIL_QUERY_LEN + 1));
         assert!(parse_rows_query(Some(&long)).is_err());
     }
 

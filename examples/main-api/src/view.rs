@@ -47,6 +47,8 @@ pub struct ListedRow {
     pub sync_status: String,
     pub sync_error: Option<String>,
     pub last_sync_attempt: Option<String>,
+    /// When the row was created (a signup's pending age starts here).
+    pub created_at: String,
     #[serde(deserialize_with = "bool_or_int")]
     pub deleted: bool,
 }
@@ -318,7 +320,7 @@ mod tests {
         let row = |id: &str, clerk_id: Option<&str>| {
             json!({"id": id, "clerk_id": clerk_id, "email": null, "external_id": null,
                    "sync_status": "pending", "sync_error": null, "last_sync_attempt": null,
-                   "deleted": 0})
+                   "created_at": "2026-01-01T00:00:00.000Z", "deleted": 0})
         };
         let results = vec![
             vec![row("r1", Some("user_1")), row("r2", Some("user_2"))],

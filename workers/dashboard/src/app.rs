@@ -11,6 +11,7 @@ use crate::config::{DashboardConfig, Problems};
 use crate::resync_page;
 use crate::session::{self, Throttle};
 use crate::sources::{overview_fetches, Answer, Fetch, Overview};
+use crate::users::{self, Listing, Notice, UsersRoute};
 use crate::views;
 
 pub const OVERVIEW_PATH: &str = "/";
@@ -65,6 +66,14 @@ pub enum Step<'c> {
     /// [`resync_page::start_post`], perform its POST, then call
     /// [`resync_page::started`] with the answer.
     ReadResyncForm(&'c DashboardConfig),
+    /// A signed-in `GET /users`: perform the fetch, then call [`users_list`].
+    FetchUsers(Fetch<'c>, users::ListQuery),
+    /// A signed-in `GET /users/{clerk_id}`: perform the fetch, then call
+    /// [`user`] with the Clerk id and the notice.
+    FetchUser(Fetch<'c>, String, Option<Notice>),
+    /// A signed-in `POST /users/{clerk_id}/resync` from the dashboard's own
+    /// origin: perform the post, then call [`resync_started`].
+    StartResync(crate::sources::Post<'c>, String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +114,7 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
-    pub location: Option<&'static str>,
+    pub location: Option<String>,
     pub set_cookie: Option<String>,
     pub allow: Option<&'static str>,
 }
@@ -123,12 +132,12 @@ impl Reply {
     }
 
     /// 303: the browser follows with a GET.
-    fn redirect(location: &'static str, set_cookie: Option<String>) -> Self {
+    fn redirect(location: impl Into<String>, set_cookie: Option<String>) -> Self {
         Self {
             status: 303,
             content_type: "text/plain; charset=utf-8",
             body: String::new(),
-            location: Some(location),
+            location: Some(location.into()),
             set_cookie,
             allow: None,
         }
@@ -173,8 +182,8 @@ impl Reply {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![("content-type", self.content_type.to_owned())];
         headers.extend(SECURITY_HEADERS.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        if let Some(location) = self.location {
-            headers.push(("location", location.to_owned()));
+        if let Some(location) = &self.location {
+            headers.push(("location", location.clone()));
         }
         if let Some(cookie) = &self.set_cookie {
             headers.push(("set-cookie", cookie.clone()));
@@ -186,7 +195,7 @@ impl Reply {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Style,
     Overview,
@@ -197,6 +206,7 @@ enum Route {
     ResyncStart,
     ResyncStatus,
     ResyncScript,
+    Users(UsersRoute),
 }
 
 fn route(method: &str, path: &str) -> Result<Route, PageError> {
@@ -220,7 +230,9 @@ fn route(method: &str, path: &str) -> Result<Route, PageError> {
         resync_page::START_PATH => only("POST", Route::ResyncStart),
         resync_page::STATUS_PATH => only("GET", Route::ResyncStatus),
         resync_page::SCRIPT_PATH => only("GET", Route::ResyncScript),
-        _ => Err(PageError::NotFound),
+        _ => users::route(method, path)
+            .unwrap_or(Err(PageError::NotFound))
+            .map(Route::Users),
     }
 }
 
@@ -281,6 +293,25 @@ pub fn start<'c>(
         )),
         // Not signed in: nothing to sign out of.
         Route::Logout => Step::Reply(Reply::redirect(LOGIN_PATH, None)),
+        Route::Users(UsersRoute::Resync(_)) if !session::same_origin(req.url, req.origin) => {
+            reply(PageError::CrossOrigin)
+        }
+        Route::Users(_) if !signed_in => Step::Reply(Reply::redirect(LOGIN_PATH, None)),
+        Route::Users(UsersRoute::List) => match users::listing(users::query_of(req.url)) {
+            Listing::GoTo(location) => Step::Reply(Reply::redirect(location, None)),
+            Listing::Show(q) if q.refused.is_some() => {
+                Step::Reply(users_list(Answer::Unreachable, &q, now))
+            }
+            Listing::Show(q) => Step::FetchUsers(users::list_fetch(config, &q), q),
+        },
+        Route::Users(UsersRoute::User(id)) => Step::FetchUser(
+            users::user_fetch(config, &id),
+            id,
+            Notice::from_query(users::query_of(req.url)),
+        ),
+        Route::Users(UsersRoute::Resync(id)) => {
+            Step::StartResync(users::resync_post(config, &id), id)
+        }
     }
 }
 
@@ -311,6 +342,23 @@ pub fn login(
         let delay = throttle.fail(now);
         (Reply::error(&PageError::WrongPassword), delay)
     }
+}
+
+/// `GET /users` from the answer to [`Step::FetchUsers`]' fetch.
+pub fn users_list(answer: Answer, q: &users::ListQuery, now: UnixMillis) -> Reply {
+    Reply::page(200, users::users_page(q, &users::read_rows(answer), now))
+}
+
+/// `GET /users/{clerk_id}` from the answer to [`Step::FetchUser`]'s fetch.
+pub fn user(answer: Answer, clerk_id: &str, notice: Option<&Notice>) -> Reply {
+    let detail = users::read_user(answer);
+    Reply::page(200, users::user_page(clerk_id, &detail, notice))
+}
+
+/// After [`Step::StartResync`]'s post: 303 back to the user's page, with
+/// the run started or the relay's refusal.
+pub fn resync_started(clerk_id: &str, answer: Answer) -> Reply {
+    Reply::redirect(Notice::of_answer(answer).location(clerk_id), None)
 }
 
 /// The overview from the answers to [`Step::FetchOverview`]'s fetches.
@@ -385,7 +433,10 @@ mod tests {
             NOW,
             &mut Throttle::default(),
         );
-        assert_eq!((reply.status, reply.location, delay), (303, Some("/"), 0));
+        assert_eq!(
+            (reply.status, reply.location.as_deref(), delay),
+            (303, Some("/"), 0)
+        );
         let cookie = reply.set_cookie.unwrap();
         cookie.split(';').next().unwrap().to_owned()
     }
@@ -396,7 +447,7 @@ mod tests {
         let url = format!("{URL}/");
         let r = reply(start(Ok(&c), &req("GET", &url), NOW));
         assert_eq!(
-            (r.status, r.location, r.body.as_str()),
+            (r.status, r.location.as_deref(), r.body.as_str()),
             (303, Some("/login"), "")
         );
         let login_url = format!("{URL}/login");
@@ -415,12 +466,15 @@ mod tests {
         assert_eq!(run.url, "http://127.0.0.1:8788/admin/resync");
         let mut r = req("GET", &login_url);
         r.cookie = Some(&cookie);
-        assert_eq!(reply(start(Ok(&c), &r, NOW)).location, Some("/"));
+        assert_eq!(reply(start(Ok(&c), &r, NOW)).location.as_deref(), Some("/"));
         // Twelve hours later, the session is over.
         let mut r = req("GET", &url);
         r.cookie = Some(&cookie);
         let later = UnixMillis(NOW.as_millis() + session::SESSION_TTL_MS);
-        assert_eq!(reply(start(Ok(&c), &r, later)).location, Some("/login"));
+        assert_eq!(
+            reply(start(Ok(&c), &r, later)).location.as_deref(),
+            Some("/login")
+        );
     }
 
     #[test]
@@ -528,7 +582,7 @@ mod tests {
         let mut r = req("POST", &url);
         r.origin = Some(URL);
         let out = reply(start(Ok(&c), &r, NOW));
-        assert_eq!((out.status, out.location), (303, Some("/login")));
+        assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
         r.cookie = Some(&cookie);
         let Step::ReadResyncForm(config) = start(Ok(&c), &r, NOW) else {
             panic!("read the form")
@@ -536,10 +590,10 @@ mod tests {
         let post = resync_page::start_post(config, Ok(b"scope=failed".to_vec())).unwrap();
         assert_eq!(
             post,
-            resync_page::StartPost {
+            crate::sources::Post {
                 url: "http://127.0.0.1:8788/admin/resync".into(),
                 bearer: "test-admin-secret",
-                body: r#"{"scope":"failed"}"#,
+                body: r#"{"scope":"failed"}"#.to_owned(),
             }
         );
         let full = resync_page::start_post(config, Ok(b"scope=all".to_vec())).unwrap();
@@ -559,7 +613,7 @@ mod tests {
         let page_url = format!("{URL}/resync");
         let status_url = format!("{URL}/resync/status.json");
         let out = reply(start(Ok(&c), &req("GET", &page_url), NOW));
-        assert_eq!((out.status, out.location), (303, Some("/login")));
+        assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
         let out = reply(start(Ok(&c), &req("GET", &status_url), NOW));
         assert_eq!(
             (out.status, out.content_type, out.body.as_str()),
@@ -605,7 +659,7 @@ mod tests {
         r.cookie = Some(&cookie);
         r.origin = Some(URL);
         let out = reply(start(Ok(&c), &r, NOW));
-        assert_eq!((out.status, out.location), (303, Some("/login")));
+        assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
         assert!(out
             .set_cookie
             .unwrap()
@@ -613,7 +667,7 @@ mod tests {
         r.cookie = None;
         let out = reply(start(Ok(&c), &r, NOW));
         assert_eq!(
-            (out.status, out.location, out.set_cookie),
+            (out.status, out.location.as_deref(), out.set_cookie),
             (303, Some("/login"), None)
         );
     }
@@ -685,6 +739,102 @@ mod tests {
             assert_eq!(header(&h, "referrer-policy"), Some("same-origin"));
             assert_eq!(header(&h, "cache-control"), Some("no-store"));
         }
+    }
+
+    #[test]
+    fn the_users_pages_need_a_session_and_the_button_the_origin_too() {
+        let c = config();
+        let cookie = signed_in(&c);
+        for path in ["/users", "/users/user_a", "/users?q=a%40x.com"] {
+            let url = format!("{URL}{path}");
+            let r = reply(start(Ok(&c), &req("GET", &url), NOW));
+            assert_eq!(
+                (r.status, r.location.as_deref()),
+                (303, Some("/login")),
+                "{path}"
+            );
+        }
+        let url = format!("{URL}/users?tab=pending");
+        let mut r = req("GET", &url);
+        r.cookie = Some(&cookie);
+        let Step::FetchUsers(fetch, q) = start(Ok(&c), &r, NOW) else {
+            panic!("fetch")
+        };
+        assert_eq!(
+            fetch.url,
+            "http://127.0.0.1:8787/internal/users?sync_status=pending&limit=50"
+        );
+        assert_eq!(q.tab, users::Tab::Pending);
+        let url = format!("{URL}/users?q=user_2x");
+        r.url = &url;
+        let out = reply(start(Ok(&c), &r, NOW));
+        assert_eq!(
+            (out.status, out.location.as_deref()),
+            (303, Some("/users/user_2x"))
+        );
+        let url = format!("{URL}/users/user_2x?resync=rs_1");
+        r.url = &url;
+        let Step::FetchUser(fetch, id, notice) = start(Ok(&c), &r, NOW) else {
+            panic!("fetch")
+        };
+        assert_eq!(fetch.url, "http://127.0.0.1:8787/internal/users/user_2x");
+        assert_eq!(id, "user_2x");
+        assert_eq!(
+            notice,
+            Some(Notice::Started {
+                run_id: "rs_1".into()
+            })
+        );
+
+        let url = format!("{URL}/users/user_2x/resync");
+        for origin in [None, Some("null"), Some("http://evil.example")] {
+            let mut r = req("POST", &url);
+            r.cookie = Some(&cookie);
+            r.origin = origin;
+            assert_eq!(reply(start(Ok(&c), &r, NOW)).status, 403, "{origin:?}");
+        }
+        let mut r = req("POST", &url);
+        r.origin = Some(URL);
+        let out = reply(start(Ok(&c), &r, NOW));
+        assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
+        r.cookie = Some(&cookie);
+        let Step::StartResync(post, id) = start(Ok(&c), &r, NOW) else {
+            panic!("post")
+        };
+        assert_eq!(post.url, "http://127.0.0.1:8788/admin/resync");
+        assert_eq!(post.bearer, "test-admin-secret");
+        let out = resync_started(
+            &id,
+            Answer::Status {
+                status: 409,
+                body: br#"{"ok":false,"error":"resync_running"}"#.to_vec(),
+            },
+        );
+        assert_eq!(
+            (out.status, out.location.as_deref()),
+            (
+                303,
+                Some("/users/user_2x?resync_status=409&resync_error=resync_running")
+            )
+        );
+        assert!(!out.body.contains("test-admin-secret"));
+        for (method, path, status) in [
+            ("GET", "/users/bad%20id", 404),
+            ("GET", "/users/user_1/resync", 405),
+            ("POST", "/users", 405),
+        ] {
+            let url = format!("{URL}{path}");
+            let mut r = req(method, &url);
+            r.cookie = Some(&cookie);
+            r.origin = Some(URL);
+            assert_eq!(reply(start(Ok(&c), &r, NOW)).status, status, "{path}");
+        }
+        let problems = vec![config::API_SECRET];
+        let url = format!("{URL}/users");
+        assert_eq!(
+            reply(start(Err(&problems), &req("GET", &url), NOW)).status,
+            500
+        );
     }
 
     #[test]

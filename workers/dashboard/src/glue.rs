@@ -1,6 +1,6 @@
 //! The Workers glue: reads the request, does what [`app::start`] asks (read
-//! the sign-in form, or fetch the overview's sources with their bearers,
-//! server-side), waits the delay a failed sign-in gets, and answers with
+//! the sign-in form, fetch the overview's or a users page's sources, or
+//! post a user's re-sync to the relay, with their bearers, server-side), waits the delay a failed sign-in gets, and answers with
 //! the reply's headers. Decisions are the core's.
 
 use std::cell::RefCell;
@@ -64,16 +64,15 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Step::ReadResyncForm(config) => {
             let form = read_form(&mut req).await;
             match resync_page::start_post(config, form) {
-                Ok(post) => {
-                    let fetch = sources::Fetch {
-                        url: post.url,
-                        bearer: Some(post.bearer),
-                    };
-                    resync_page::started(send(&fetch, Some(post.body)).await, &incoming)
-                }
+                Ok(post) => resync_page::started(post_json(&post).await, &incoming),
                 Err(reply) => reply,
             }
         }
+        Step::FetchUsers(fetch, query) => app::users_list(get(&fetch).await, &query, now),
+        Step::FetchUser(fetch, clerk_id, notice) => {
+            app::user(get(&fetch).await, &clerk_id, notice.as_ref())
+        }
+        Step::StartResync(post, clerk_id) => app::resync_started(&clerk_id, post_json(&post).await),
     };
     respond(reply)
 }
@@ -118,14 +117,20 @@ fn respond(reply: Reply) -> Result<Response> {
         .with_headers(headers))
 }
 
+/// One GET with an optional bearer (see [`send`]).
 pub(crate) async fn get(fetch: &sources::Fetch<'_>) -> Answer {
-    send(fetch, None).await
+    send(Method::Get, &fetch.url, fetch.bearer, None).await
 }
 
-/// One GET (or, with a JSON body, POST) with an optional bearer, raced
-/// against a timer; redirects are not followed (an answer from elsewhere
-/// is not the source's).
-async fn send(fetch: &sources::Fetch<'_>, json_body: Option<&str>) -> Answer {
+/// One POST of a JSON body with its bearer (see [`send`]).
+async fn post_json(post: &sources::Post<'_>) -> Answer {
+    send(Method::Post, &post.url, Some(post.bearer), Some(&post.body)).await
+}
+
+/// One request with an optional bearer and JSON body, raced against a
+/// timer; redirects are not followed (an answer from elsewhere is not the
+/// source's).
+async fn send(method: Method, url: &str, bearer: Option<&str>, body: Option<&str>) -> Answer {
     let headers = Headers::new();
     let mut set = vec![
         ("accept", "application/json".to_owned()),
@@ -134,10 +139,10 @@ async fn send(fetch: &sources::Fetch<'_>, json_body: Option<&str>) -> Answer {
             format!("clerk-sync-dashboard/{}", crate::VERSION),
         ),
     ];
-    if let Some(bearer) = fetch.bearer {
+    if let Some(bearer) = bearer {
         set.push(("authorization", format!("Bearer {bearer}")));
     }
-    if json_body.is_some() {
+    if body.is_some() {
         set.push(("content-type", "application/json".to_owned()));
     }
     for (name, value) in &set {
@@ -146,17 +151,13 @@ async fn send(fetch: &sources::Fetch<'_>, json_body: Option<&str>) -> Answer {
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(if json_body.is_some() {
-        Method::Post
-    } else {
-        Method::Get
-    })
-    .with_redirect(RequestRedirect::Manual)
-    .with_headers(headers);
-    if let Some(body) = json_body {
+    init.with_method(method)
+        .with_redirect(RequestRedirect::Manual)
+        .with_headers(headers);
+    if let Some(body) = body {
         init.with_body(Some(body.into()));
     }
-    let Ok(request) = Request::new_with_init(&fetch.url, &init) else {
+    let Ok(request) = Request::new_with_init(url, &init) else {
         return Answer::Unreachable;
     };
     let controller = AbortController::default();

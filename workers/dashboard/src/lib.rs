@@ -9,6 +9,7 @@
 //! | [`config`] | the settings, problems by name | hold a value in a message |
 //! | [`session`] | the password check, the signed cookie, the `Origin` check, the slowing of failures | read a clock or sleep |
 //! | [`sources`] | what is fetched with which bearer, how each answer is read, each source's failure as text | perform I/O |
+//! | [`users`] | the users pages: routes, what each reads or posts, the answers, the markup | `PreEscaped` on data, I/O |
 //! | [`views`] | the pages as maud markup, escaped by default | `PreEscaped` on data, I/O |
 //! | [`deliveries`] | the overview's metrics section (`GET /internal/metrics`) | read a clock |
 //! | [`chart`] | the deliveries per hour as stacked SVG bars | script, data as text |
@@ -26,6 +27,7 @@ pub mod deliveries;
 pub mod resync_page;
 pub mod session;
 pub mod sources;
+pub mod users;
 pub mod views;
 
 #[cfg(target_arch = "wasm32")]

@@ -7,7 +7,7 @@
 //! script) polls [`STATUS_PATH`], the latest run's status fields as JSON,
 //! and updates the bar and counters with `textContent`.
 //!
-//! Pure: the glue performs the [`Fetch`]es and the [`StartPost`], and hands
+//! Pure: the glue performs the [`Fetch`]es and the [`Post`], and hands
 //! back the [`Answer`]s. Never sends a secret or `rejected_ids` as JSON.
 
 use maud::{html, Markup};
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::app::{Incoming, Reply};
 use crate::config::{DashboardConfig, ADMIN_SECRET};
 use crate::session;
-use crate::sources::{json_of, stable_code, Answer, Fetch, SourceError, LATEST_RUN_PATH};
+use crate::sources::{json_of, stable_code, Answer, Fetch, Post, SourceError, LATEST_RUN_PATH};
 use crate::views;
 
 pub const PAGE_PATH: &str = "/resync";
@@ -58,14 +58,6 @@ impl Scope {
             Self::Pending => r#"{"scope":"pending"}"#,
         }
     }
-}
-
-/// `POST {RELAY_URL}/admin/resync` with the admin bearer and a JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartPost<'a> {
-    pub url: String,
-    pub bearer: &'a str,
-    pub body: &'static str,
 }
 
 /// The page's one request: every run, the running one first.
@@ -244,13 +236,13 @@ fn notice_cookie(value: &str, max_age: u32, secure: bool) -> String {
 pub fn start_post<'c>(
     config: &'c DashboardConfig,
     form: Result<Vec<u8>, crate::app::PageError>,
-) -> Result<StartPost<'c>, Reply> {
+) -> Result<Post<'c>, Reply> {
     let scope = form.and_then(|body| Scope::from_form(&body).ok_or(crate::app::PageError::BadForm));
     match scope {
-        Ok(scope) => Ok(StartPost {
+        Ok(scope) => Ok(Post {
             url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
             bearer: config.admin_secret.expose(),
-            body: scope.body(),
+            body: scope.body().to_owned(),
         }),
         Err(e) => Err(Reply::error(&e)),
     }
@@ -283,7 +275,7 @@ pub fn started(answer: Answer, req: &Incoming<'_>) -> Reply {
         status: 303,
         content_type: "text/plain; charset=utf-8",
         body: String::new(),
-        location: Some(PAGE_PATH),
+        location: Some(PAGE_PATH.to_owned()),
         set_cookie: Some(cookie),
         allow: None,
     }
@@ -736,7 +728,7 @@ mod tests {
             answer(202, json!({"ok": true, "run_id": "rs_9_ef"})),
             &req(None),
         );
-        assert_eq!((ok.status, ok.location), (303, Some("/resync")));
+        assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/resync")));
         let cookie = ok.set_cookie.unwrap();
         assert_eq!(
             cookie,

@@ -26,6 +26,15 @@ pub struct Fetch<'a> {
     pub bearer: Option<&'a str>,
 }
 
+/// A POST the glue performs: a JSON body with a bearer (the relay's
+/// `POST /admin/resync`, from the Re-sync page or a user's page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post<'a> {
+    pub url: String,
+    pub bearer: &'a str,
+    pub body: String,
+}
+
 /// The requests of the overview, in the order of [`Overview::read`].
 pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 4] {
     [

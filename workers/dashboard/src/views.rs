@@ -40,7 +40,7 @@ pub fn layout(title: &str, signed_in: bool, content: Markup) -> Markup {
                 header {
                     strong { "clerk-sync" }
                     @if signed_in {
-                        nav { a href="/" { "Overview" } " " a href=(crate::resync_page::PAGE_PATH) { "Re-sync" } }
+                        nav { a href="/" { "Overview" } " " a href="/users" { "Users needing attention" } " " a href=(crate::resync_page::PAGE_PATH) { "Re-sync" } }
                         form method="post" action="/logout" {
                             button type="submit" { "Sign out" }
                         }

@@ -1,6 +1,6 @@
-//! Every statement a command, a batch, a failure, a signup, a user read or
-//! a page of rows runs finds its rows through an index: no table is
-//! scanned, however large it grows. (`GET /internal/sync/status` counts
+//! Every statement a command, a batch, a failure, a signup, a user read, a
+//! page of rows or a row by its email runs finds its rows through an index:
+//! no table is scanned, however large it grows. (`GET /internal/sync/status` counts
 //! the whole table, by design.)
 
 use std::collections::HashSet;
@@ -45,9 +45,20 @@ fn batches() -> Vec<Batch> {
                     sync_status,
                     after,
                     limit: 100,
+                    email: None,
                 }));
             }
         }
+    }
+    // A search by email: the live row's unique index, case ignored.
+    for sync_status in [None, Some(SyncStatus::Failed)] {
+        out.push(plan::rows(&RowsQuery {
+            live: None,
+            sync_status,
+            after: None,
+            limit: 100,
+            email: Some("A@X.com".into()),
+        }));
     }
     out
 }

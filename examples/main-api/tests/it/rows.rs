@@ -234,17 +234,26 @@ fn a_pending_signup_without_a_clerk_id_is_listed() {
         json!([
             {"id": "app_e1", "clerk_id": null, "email": "e1@x.com", "external_id": "app_e1",
              "sync_status": "pending", "sync_error": null,
-             "last_sync_attempt": body["users"][0]["last_sync_attempt"], "deleted": false},
+             "last_sync_attempt": body["users"][0]["last_sync_attempt"],
+             "created_at": body["users"][0]["created_at"], "deleted": false},
             {"id": "app_m1", "clerk_id": null, "email": "m1@x.com", "external_id": null,
              "sync_status": "pending", "sync_error": null,
-             "last_sync_attempt": body["users"][1]["last_sync_attempt"], "deleted": false},
+             "last_sync_attempt": body["users"][1]["last_sync_attempt"],
+             "created_at": body["users"][1]["created_at"], "deleted": false},
             {"id": "app_m2", "clerk_id": null, "email": "m2@x.com", "external_id": null,
              "sync_status": "pending", "sync_error": null,
-             "last_sync_attempt": body["users"][2]["last_sync_attempt"], "deleted": false},
+             "last_sync_attempt": body["users"][2]["last_sync_attempt"],
+             "created_at": body["users"][2]["created_at"], "deleted": false},
         ])
     );
     assert_eq!(body["next_after"], Json::Null);
     assert_eq!(body["ok"], true);
+    // A signup's pending age starts when the row was created.
+    assert!(body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["created_at"].as_str().is_some_and(|t| t.ends_with('Z'))));
     // The linked signup names the external id that claimed it; the held
     // back one is failed, without its address.
     let (_, body) = api.rows("sync_status=failed");
@@ -352,6 +361,59 @@ fn the_first_page_has_a_hundred_rows_by_default_and_bad_queries_are_refused() {
         "after=",
         "page=2",
         "limit=5&limit=6",
+    ] {
+        let (s, body) = api.rows(bad);
+        assert_eq!(
+            (s, &body["error"]),
+            (400, &json!("invalid_query")),
+            "{bad}: {body}"
+        );
+    }
+}
+
+#[test]
+fn a_live_row_is_found_by_its_email_whatever_its_case() {
+    let api = Api::new();
+    varied(&api, 4);
+    let ids = |query: &str| -> Vec<(Json, Json)> {
+        let (s, body) = api.rows(query);
+        assert_eq!(s, 200, "{query}: {body}");
+        assert_eq!(body["next_after"], Json::Null, "{query}");
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].clone(), r["clerk_id"].clone()))
+            .collect()
+    };
+    let (_, body) = api.rows("email=U1%40X.COM");
+    let row = &body["users"][0];
+    assert_eq!(
+        (&row["clerk_id"], &row["email"], &row["sync_status"]),
+        (&json!("user_001"), &json!("u1@x.com"), &json!("synced"))
+    );
+    assert_eq!(body["users"].as_array().unwrap().len(), 1);
+    // A pending signup, with no Clerk id yet; and with its status as a filter.
+    assert_eq!(ids("email=M1%40x.com"), [(json!("app_m1"), Json::Null)]);
+    assert_eq!(
+        ids("sync_status=pending&email=m1%40x.com&limit=1"),
+        [(json!("app_m1"), Json::Null)]
+    );
+    assert_eq!(ids("sync_status=failed&email=m1%40x.com"), []);
+    // Deleted (user_002), unknown, or only a part of the address: nothing.
+    assert_eq!(ids("email=u2%40x.com"), []);
+    assert_eq!(ids("email=nobody%40x.com"), []);
+    assert_eq!(ids("email=u1"), []);
+    assert_eq!(ids("email=%25%40x.com"), [], "no LIKE pattern");
+    let longest = format!("email={}", "a".repeat(320));
+    assert_eq!(ids(&longest), []);
+    for bad in [
+        "email=",
+        &format!("email={}", "a".repeat(321)),
+        "email=u1%40x.com&after=c:user_000",
+        "email=u1%40x.com&live=true",
+        "email=a&email=b",
+        "mail=u1%40x.com",
     ] {
         let (s, body) = api.rows(bad);
         assert_eq!(

@@ -15,3 +15,4 @@ mod alerts;
 mod flow;
 mod in_browser;
 mod resync;
+mod users;
