@@ -72,6 +72,27 @@ fn get_full(url: &str, headers: &[(String, String)]) -> (u16, Json, Vec<(String,
     (status, json, headers)
 }
 
+/// A GET with these headers and its own timeout: the status and the body as
+/// JSON, or `None` when nothing answered in time (for bounded polls).
+pub fn try_get_with(
+    url: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Option<(u16, Json)> {
+    let mut req = agent().get(url).timeout(timeout);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => {
+            let status = r.status();
+            let text = r.into_string().unwrap_or_default();
+            Some((status, serde_json::from_str(&text).unwrap_or(Json::Null)))
+        }
+        Err(_) => None,
+    }
+}
+
 /// The status of a GET, or `None` when nothing answered (yet): for
 /// readiness polls.
 pub fn try_get_status(url: &str) -> Option<u16> {

@@ -41,7 +41,7 @@ pub mod prelude {
     pub use crate::clerk::{ClerkStandIn, STANDIN_SECRET_KEY};
     pub use crate::http::{
         chunk, get, get_with, post, raw_request, raw_request_half_closed, raw_request_streaming,
-        request, try_get_status, RawResponse,
+        request, try_get_status, try_get_with, RawResponse,
     };
     pub use crate::ports::{free_port, wait_for_port};
     pub use crate::process::{cpu_ticks, rss_kib, Process};

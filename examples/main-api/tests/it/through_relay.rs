@@ -636,7 +636,19 @@ fn a_chunked_body_over_the_limit_is_413_and_nothing_is_applied() {
         "{}",
         String::from_utf8_lossy(&r.body)
     );
-    let (s, u) = api().user(&over_id);
+    // Under `wrangler dev`, the next request hangs for up to about a minute
+    // after a client closes while the refused rest of its chunked body is
+    // unread (reproduced by hand: the hung request never logs; a client
+    // that waits for the server's close does not meet it; the cause is not
+    // known). So the check waits, bounded.
+    let url = format!("{}/internal/users/{over_id}", api().url);
+    let mut answer = None;
+    let answered = wait_until(Duration::from_secs(150), || {
+        answer = try_get_with(&url, &MainApi::bearer(), Duration::from_secs(10));
+        answer.is_some()
+    });
+    assert!(answered, "the API answers again");
+    let (s, u) = answer.unwrap();
     assert_eq!(s, 404, "nothing applied, nothing recorded for it: {u}");
     // Nor was its operation id taken: the same command, small, is applied
     // (not answered 409 as a repeat).
