@@ -24,6 +24,15 @@ const PLOT_H: f64 = 180.0;
 const WIDTH: f64 = LEFT + 24.0 * SLOT + 10.0;
 const HEIGHT: f64 = TOP + PLOT_H + 44.0;
 
+/// Where the legend's entry `i` starts: after the ones before it, each as
+/// wide as its label (about 7 px a character at 12 px) and its swatch.
+fn legend_x(i: usize) -> f64 {
+    LEFT + SERIES[..i]
+        .iter()
+        .map(|(_, label, _)| 16.0 + label.len() as f64 * 7.0 + 14.0)
+        .sum::<f64>()
+}
+
 /// The top of the y axis: the smallest of 1, 2, 4, 10, 20, 40, 100, … at
 /// or above `max`, so the half-way tick is a whole number too.
 pub fn axis_max(max: u64) -> u64 {
@@ -91,8 +100,8 @@ pub fn deliveries_chart(hourly: &[HourBucket]) -> Markup {
             // Legend along the top.
             @for (i, (outcome, label, colour)) in SERIES.iter().enumerate() {
                 g.legend data-outcome=(outcome.as_str()) {
-                    rect x=(px(LEFT + i as f64 * 108.0)) y="6" width="12" height="12" fill=(colour) {}
-                    text x=(px(LEFT + i as f64 * 108.0 + 16.0)) y="16" font-size="12" { (label) }
+                    rect x=(px(legend_x(i))) y="6" width="12" height="12" fill=(colour) {}
+                    text x=(px(legend_x(i) + 16.0)) y="16" font-size="12" { (label) }
                 }
             }
             // Axes, the y ticks and their grid lines.
@@ -133,6 +142,17 @@ mod tests {
     use super::*;
     use clerk_sync_contract::metrics::empty_buckets;
     use clerk_sync_contract::UnixMillis;
+
+    #[test]
+    fn the_legend_fits_without_overlap() {
+        // "ignored (deleted)" ran into "rejected" at a fixed 108 px each.
+        for i in 1..SERIES.len() {
+            let before = SERIES[i - 1].1.len() as f64 * 7.0 + 16.0;
+            assert!(legend_x(i) - legend_x(i - 1) > before, "entry {i}");
+        }
+        let last = SERIES[SERIES.len() - 1].1.len() as f64 * 7.0 + 16.0;
+        assert!(legend_x(SERIES.len() - 1) + last <= WIDTH);
+    }
 
     /// 2026-01-01T10:30:00.000Z
     const NOW: UnixMillis = UnixMillis(1_767_263_400_000);
