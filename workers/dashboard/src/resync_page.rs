@@ -10,6 +10,7 @@
 //! Pure: the glue performs the [`Fetch`]es and the [`Post`], and hands
 //! back the [`Answer`]s. Never sends a secret or `rejected_ids` as JSON.
 
+use clerk_sync_resync::status::{Counters, RejectedId};
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -89,56 +90,40 @@ pub struct RunView {
     pub waiting_until: Option<String>,
     pub last_error: Option<crate::sources::RunError>,
     pub pages: u64,
-    pub clerk_users_total: Option<u64>,
-    pub clerk_requests: u64,
-    pub clerk_users_seen: u64,
-    pub upserts_sent: u64,
-    pub deletes_sent: u64,
-    pub applied: u64,
-    pub stale: u64,
-    pub duplicates: u64,
-    pub ignored_deleted: u64,
-    pub rejected: u64,
-    pub pending_unmatched: u64,
-    pub failed_unmatched: u64,
+    /// The run's counters: the re-sync crate's own type, as the relay sends it.
+    #[serde(flatten)]
+    pub counters: Counters,
     /// Shown on the page, never in [`STATUS_PATH`]'s JSON.
     #[serde(skip_serializing)]
     pub rejected_ids: Vec<RejectedId>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RejectedId {
-    pub clerk_id: Option<String>,
-    pub reason: String,
 }
 
 impl RunView {
     /// The counters, in the order shown, with the README's meaning of each.
     pub fn counters(&self) -> [(&'static str, u64, &'static str); 12] {
         [
-            ("clerk_users_seen", self.clerk_users_seen, "Clerk users read to be upserted"),
-            ("clerk_requests", self.clerk_requests, "Clerk requests issued, retries and 429s included"),
-            ("upserts_sent", self.upserts_sent, "upsert commands the main API answered"),
-            ("deletes_sent", self.deletes_sent, "delete commands the main API answered (a full run's sweep: users Clerk no longer has)"),
-            ("applied", self.applied, "commands that changed the table"),
-            ("stale", self.stale, "upserts older than the row (a newer webhook got there first)"),
-            ("duplicates", self.duplicates, "operation ids the main API had already applied (a resumed page)"),
-            ("ignored_deleted", self.ignored_deleted, "upserts for users the table holds a tombstone for"),
-            ("rejected", self.rejected, "users that could not be mapped and commands the main API refused"),
-            ("pending_unmatched", self.pending_unmatched, "pending rows Clerk has no user for; left as they are"),
-            ("failed_unmatched", self.failed_unmatched, "failed rows whose Clerk id Clerk no longer has; left for a full run's sweep"),
+            ("clerk_users_seen", self.counters.clerk_users_seen, "Clerk users read to be upserted"),
+            ("clerk_requests", self.counters.clerk_requests, "Clerk requests issued, retries and 429s included"),
+            ("upserts_sent", self.counters.upserts_sent, "upsert commands the main API answered"),
+            ("deletes_sent", self.counters.deletes_sent, "delete commands the main API answered (a full run's sweep: users Clerk no longer has)"),
+            ("applied", self.counters.applied, "commands that changed the table"),
+            ("stale", self.counters.stale, "upserts older than the row (a newer webhook got there first)"),
+            ("duplicates", self.counters.duplicates, "operation ids the main API had already applied (a resumed page)"),
+            ("ignored_deleted", self.counters.ignored_deleted, "upserts for users the table holds a tombstone for"),
+            ("rejected", self.counters.rejected, "users that could not be mapped and commands the main API refused"),
+            ("pending_unmatched", self.counters.pending_unmatched, "pending rows Clerk has no user for; left as they are"),
+            ("failed_unmatched", self.counters.failed_unmatched, "failed rows whose Clerk id Clerk no longer has; left for a full run's sweep"),
             ("pages", self.pages, "pages done (each one batch to the main API)"),
         ]
     }
 
     /// Whole percent of `clerk_users_seen` of `clerk_users_total`, at most 100.
     pub fn percent(&self) -> Option<u64> {
-        let total = self.clerk_users_total?;
+        let total = self.counters.clerk_users_total?;
         if total == 0 {
             return Some(if self.state == "running" { 0 } else { 100 });
         }
-        Some((self.clerk_users_seen.saturating_mul(100) / total).min(100))
+        Some((self.counters.clerk_users_seen.saturating_mul(100) / total).min(100))
     }
 }
 
@@ -445,7 +430,7 @@ pub fn resync_page(runs: &Result<Vec<RunView>, SourceError>, notice: Option<&Not
 }
 
 fn latest_run(run: &RunView) -> Markup {
-    let total = run.clerk_users_total;
+    let total = run.counters.clerk_users_total;
     html! {
         div #latest-run data-run-id=(run.run_id) data-state=(run.state) data-poll-ms=(POLL_MS) {
             p {
@@ -454,10 +439,10 @@ fn latest_run(run: &RunView) -> Markup {
             }
             p {
                 @match total {
-                    Some(t) => progress #run-progress max=(t.max(1)) value=(run.clerk_users_seen.min(t.max(1))) {},
+                    Some(t) => progress #run-progress max=(t.max(1)) value=(run.counters.clerk_users_seen.min(t.max(1))) {},
                     None => progress #run-progress {},
                 }
-                " " span #run-seen { (run.clerk_users_seen) } " of "
+                " " span #run-seen { (run.counters.clerk_users_seen) } " of "
                 span #run-total { @match total { Some(t) => (t), None => "?" } }
                 " users seen " span #run-percent { @if let Some(p) = run.percent() { (p) " %" } }
             }
@@ -514,11 +499,11 @@ fn runs_table(runs: &[RunView]) -> Markup {
                     td { (r.started_at.as_deref().unwrap_or("—")) }
                     td { (r.finished_at.as_deref().unwrap_or("—")) }
                     td.n {
-                        (r.clerk_users_seen) " / "
-                        @match r.clerk_users_total { Some(t) => (t), None => "—" }
+                        (r.counters.clerk_users_seen) " / "
+                        @match r.counters.clerk_users_total { Some(t) => (t), None => "—" }
                     }
-                    td.n { (r.applied) }
-                    td.n { (r.rejected) }
+                    td.n { (r.counters.applied) }
+                    td.n { (r.counters.rejected) }
                     td { @if let Some(e) = &r.last_error { code { (e.code) } } }
                 }
             }
@@ -608,7 +593,7 @@ mod tests {
     #[test]
     fn a_run_without_a_total_has_an_indeterminate_bar() {
         let mut run: RunView = serde_json::from_value(running()).unwrap();
-        run.clerk_users_total = None;
+        run.counters.clerk_users_total = None;
         run.phase = "count".into();
         let page = resync_page(&Ok(vec![run.clone()]), None).into_string();
         assert!(
@@ -617,11 +602,11 @@ mod tests {
         );
         assert!(page.contains(r#"<span id="run-total">?</span>"#));
         assert_eq!(run.percent(), None);
-        run.clerk_users_total = Some(0);
+        run.counters.clerk_users_total = Some(0);
         run.state = "completed".into();
         assert_eq!(run.percent(), Some(100));
-        run.clerk_users_total = Some(3);
-        run.clerk_users_seen = 5;
+        run.counters.clerk_users_total = Some(3);
+        run.counters.clerk_users_seen = 5;
         assert_eq!(run.percent(), Some(100), "never above");
     }
 
