@@ -200,9 +200,17 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(clerk_users: usize) -> Self {
+        Self::start_with(clerk_users, |_| {})
+    }
+
+    /// As [`Stack::start`], with the relay's and re-sync Worker's settings
+    /// changed by `relay` first (a small `page_size`, say).
+    pub fn start_with(clerk_users: usize, relay: impl FnOnce(&mut RelayDevOptions)) -> Self {
         let api = MainApiDev::start();
         let clerk = ClerkStandIn::start(clerk_users, &[]);
-        let relay = RelayDev::start(&RelayDevOptions::new(&api.url, &clerk.url));
+        let mut options = RelayDevOptions::new(&api.url, &clerk.url);
+        relay(&mut options);
+        let relay = RelayDev::start(&options);
         let dash = DashboardDev::start(&settings(&api.url, &relay.url));
         Stack {
             api,
