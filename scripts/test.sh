@@ -72,6 +72,9 @@ grep -q "Total Upload" target/dashboard-dry-run.log || { echo "dashboard build f
 step "the Clerk Backend API stand-in (node --test)"
 node --test standins/
 
+step "npm run dev refuses a taken port before anything else (5173, then 8787)"
+bash scripts/test-ports.sh
+
 step "build the reference main API (examples/main-api: wasm32 lints, wrangler deploy --dry-run)"
 cargo clippy -p clerk-sync-main-api --lib --target wasm32-unknown-unknown -- -D warnings
 (cd examples/main-api && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/main-api/dist) 2>&1 |
