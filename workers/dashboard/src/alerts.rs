@@ -13,7 +13,7 @@
 //! names, counts, status numbers, stable codes, times and run ids; never an
 //! email, a name, a body, a free-text error or a secret.
 
-use clerk_sync_contract::metrics::{Metrics, METRICS_PATH};
+use clerk_sync_contract::metrics::Metrics;
 use clerk_sync_contract::time::rfc3339;
 use clerk_sync_contract::url::base_url;
 use clerk_sync_contract::{SecretString, UnixMillis};
@@ -21,10 +21,7 @@ use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DashboardConfig;
-use crate::sources::{
-    self, json_of, Answer, Fetch, LatestRun, RelayHealth, SourceError, LATEST_RUN_PATH,
-    RELAY_HEALTH_PATH,
-};
+use crate::sources::{self, json_of, Answer, Fetch, LatestRun, RelayHealth, SourceError};
 
 pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
 pub const ALERT_PENDING_MINUTES: &str = "ALERT_PENDING_MINUTES";
@@ -95,18 +92,9 @@ impl AlertSettings {
 /// API's metrics, the relay's health, the latest re-sync run.
 pub fn check_fetches(config: &DashboardConfig) -> [Fetch<'_>; 3] {
     [
-        Fetch {
-            url: format!("{}{METRICS_PATH}", config.api_url),
-            bearer: Some(config.api_secret.expose()),
-        },
-        Fetch {
-            url: format!("{}{RELAY_HEALTH_PATH}", config.relay_url),
-            bearer: None,
-        },
-        Fetch {
-            url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
-            bearer: Some(config.admin_secret.expose()),
-        },
+        crate::deliveries::metrics_fetch(config),
+        crate::sources::relay_health_fetch(config),
+        crate::sources::latest_run_fetch(config),
     ]
 }
 

@@ -71,10 +71,7 @@ pub fn runs_fetch(config: &DashboardConfig) -> Fetch<'_> {
 
 /// The status endpoint's request: the latest run.
 pub fn latest_fetch(config: &DashboardConfig) -> Fetch<'_> {
-    Fetch {
-        url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
-        bearer: Some(config.admin_secret.expose()),
-    }
+    crate::sources::latest_run_fetch(config)
 }
 
 /// A run's status as the relay reports it, the fields shown and polled.

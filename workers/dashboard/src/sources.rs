@@ -42,16 +42,26 @@ pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 4] {
             url: format!("{}{SYNC_STATUS_PATH}", config.api_url),
             bearer: Some(config.api_secret.expose()),
         },
-        Fetch {
-            url: format!("{}{RELAY_HEALTH_PATH}", config.relay_url),
-            bearer: None,
-        },
-        Fetch {
-            url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
-            bearer: Some(config.admin_secret.expose()),
-        },
+        relay_health_fetch(config),
+        latest_run_fetch(config),
         crate::deliveries::metrics_fetch(config),
     ]
+}
+
+/// The relay's `/health` (no bearer).
+pub fn relay_health_fetch(config: &DashboardConfig) -> Fetch<'_> {
+    Fetch {
+        url: format!("{}{RELAY_HEALTH_PATH}", config.relay_url),
+        bearer: None,
+    }
+}
+
+/// The relay's latest re-sync run, with the admin bearer.
+pub fn latest_run_fetch(config: &DashboardConfig) -> Fetch<'_> {
+    Fetch {
+        url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
+        bearer: Some(config.admin_secret.expose()),
+    }
 }
 
 /// What became of one request.
