@@ -3,7 +3,7 @@
 //! reading the request and writing the answer happens here; the glue only
 //! does the I/O.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use clerk_sync_contract::batch::{CommandResult, Outcome as BatchOutcome};
 use clerk_sync_contract::secret::SecretString;
@@ -281,6 +281,27 @@ fn results_of(
     plan: &BatchPlan,
     results: &[Vec<Json>],
 ) -> Result<Vec<CommandResult>, ApiError> {
+    // Each chunk's read-back holds many operations: index them once (a
+    // search per command would be quadratic in a chunk of 500).
+    let mut read: HashMap<(usize, &str), plan::Outcome> = HashMap::new();
+    let reads: HashSet<usize> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match *s {
+            Step::Apply { outcome_at } => Some(outcome_at),
+            Step::Duplicate => None,
+        })
+        .collect();
+    for at in reads {
+        for row in results.get(at).into_iter().flatten() {
+            if let (Some(op), Ok(outcome)) = (
+                row["operation_id"].as_str(),
+                serde_json::from_value(row["outcome"].clone()),
+            ) {
+                read.insert((at, op), outcome);
+            }
+        }
+    }
     commands
         .iter()
         .zip(&plan.steps)
@@ -288,7 +309,8 @@ fn results_of(
             let outcome = match *step {
                 Step::Duplicate => BatchOutcome::Duplicate,
                 Step::Apply { outcome_at } => batch_outcome(
-                    read_outcome(results, outcome_at, &c.command().operation_id)
+                    *read
+                        .get(&(outcome_at, c.command().operation_id.as_str()))
                         .ok_or(ApiError::Database)?,
                 ),
             };
