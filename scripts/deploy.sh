@@ -7,6 +7,9 @@
 #   npm run deploy -- --resync           the re-sync Worker (workers/resync); needs API_URL
 #                                        like the relay; deploy it before the relay, whose
 #                                        RESYNC service binding names it
+#   npm run deploy -- --dashboard        the dashboard (workers/dashboard); needs API_URL and
+#                                        RELAY_URL (https, not loopback); deploy it after the
+#                                        relay (and the main API), which its bindings name
 #   npm run deploy -- --main-api         the reference main API; needs the real D1
 #                                        database_id in examples/main-api/wrangler.toml
 #   … -- --dry-run --outdir DIR          build and check only (wrangler's own flags pass through)
@@ -21,6 +24,7 @@ for arg in "$@"; do
   case "$arg" in
     --main-api) target=main-api ;;
     --resync) target=resync ;;
+    --dashboard) target=dashboard ;;
     *) args+=("$arg") ;;
   esac
 done
@@ -34,23 +38,41 @@ is_loopback_host() {
   esac
 }
 
-if [ "$target" = relay ] || [ "$target" = resync ]; then
-  [ -n "${API_URL:-}" ] || fail "API_URL is not set: API_URL=https://api.example.com npm run deploy"
-  case "$API_URL" in
+# NAME must hold an https:// URL that is not a loopback host.
+require_public_https() {
+  local name=$1 value=${!1:-}
+  [ -n "$value" ] || fail "$name is not set: $name=https://… npm run deploy${2:+ -- $2}"
+  case "$value" in
     https://*) ;;
-    *) fail "API_URL must be an https:// URL (the bearer and users' emails travel in it)" ;;
+    *) fail "$name must be an https:// URL (bearers and users' emails travel in it)" ;;
   esac
-  host=${API_URL#https://}
+  local host=${value#https://}
   host=${host%%/*}
   host=${host##*@}
   case "$host" in
     \[*) host=${host%%]*}; host=${host#[} ;;
     *) host=${host%%:*} ;;
   esac
-  is_loopback_host "$host" && fail "API_URL names a loopback host; set it to the deployed main API"
+  if is_loopback_host "$host"; then
+    fail "$name names a loopback host; set it to the deployed service"
+  fi
+}
+
+if [ "$target" = relay ] || [ "$target" = resync ]; then
+  require_public_https API_URL
   source scripts/tools.sh
   [ "$target" = resync ] && cd workers/resync
   exec "$ROOT/node_modules/.bin/wrangler" deploy --env production --var "API_URL:$API_URL" "${args[@]}"
+elif [ "$target" = dashboard ]; then
+  # Through its service bindings (RELAY, and API when the main API is a
+  # Worker) the URLs' hosts are not looked up; they are still the
+  # public addresses used when a binding is removed.
+  require_public_https API_URL --dashboard
+  require_public_https RELAY_URL --dashboard
+  source scripts/tools.sh
+  cd workers/dashboard
+  exec "$ROOT/node_modules/.bin/wrangler" deploy --env production \
+    --var "API_URL:$API_URL" --var "RELAY_URL:$RELAY_URL" "${args[@]}"
 else
   config=examples/main-api/wrangler.toml
   id=$(awk '/^\[env\.production\]/{p=1} p && /database_id/ {gsub(/.*= *"|".*/, ""); print; exit}' "$config")

@@ -68,6 +68,18 @@ step "build the dashboard (workers/dashboard: wrangler deploy --dry-run)"
 (cd workers/dashboard && "$ROOT/node_modules/.bin/wrangler" deploy --dry-run --outdir ../../target/dashboard/dist) 2>&1 |
   tee target/dashboard-dry-run.log | grep -E "Total Upload|error:" || true
 grep -q "Total Upload" target/dashboard-dry-run.log || { echo "dashboard build failed"; cat target/dashboard-dry-run.log; exit 1; }
+refuses "RELAY_URL is not set" https://api.example.com --dashboard
+refuses "API_URL names a loopback" https://127.0.0.1:8787 --dashboard
+RELAY_URL=http://relay.example.com refuses "RELAY_URL must be an https" https://api.example.com --dashboard
+# Its production environment builds, with both service bindings and the
+# Durable Object restated.
+API_URL=https://api.example.com RELAY_URL=https://relay.example.com bash scripts/deploy.sh --dashboard \
+  --dry-run --outdir ../../target/dashboard/production-dist 2>&1 |
+  tee target/dashboard-production-dry-run.log | grep -E "Total Upload|error" || true
+for binding in "env.RELAY (clerk-sync-production)" "env.API (clerk-sync-main-api-production)" "env.ALERT_STATE (AlertState)"; do
+  grep -qF "$binding" target/dashboard-production-dry-run.log ||
+    { echo "dashboard production: no $binding"; cat target/dashboard-production-dry-run.log; exit 1; }
+done
 
 step "the Clerk Backend API stand-in (node --test)"
 node --test standins/

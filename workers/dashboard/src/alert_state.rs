@@ -11,19 +11,18 @@
 //! check read a state from before the last send and send it again.
 
 use std::cell::Cell;
-use std::time::Duration;
 
-use futures_util::future::{join3, select, Either};
+use futures_util::future::join3;
 use serde_json::json;
 use worker::{
-    console_log, durable_object, event, AbortController, Delay, DurableObject, Env, Fetch, Headers,
-    Method, Request, RequestInit, RequestRedirect, Response, Result, ScheduleContext,
-    ScheduledEvent, State as ObjectState,
+    console_log, durable_object, event, DurableObject, Env, Method, Request, RequestInit, Response,
+    Result, ScheduleContext, ScheduledEvent, State as ObjectState,
 };
 
 use crate::alerts::{self, AlertSettings, Board, Observations, State};
 use crate::config::DashboardConfig;
 use crate::glue::{get, lookup, now};
+use crate::sources::Answer;
 
 /// The Durable Object binding (`[[durable_objects.bindings]]`).
 const BINDING: &str = "ALERT_STATE";
@@ -33,7 +32,7 @@ const STATE_KEY: &str = "state";
 const CHECK_URL: &str = "https://alerts.internal/check";
 const STATE_URL: &str = "https://alerts.internal/state";
 /// Per message: Slack answers in well under a second.
-const SEND_TIMEOUT_MS: u64 = 5_000;
+const SEND_TIMEOUT_MS: u32 = 5_000;
 
 fn log(line: serde_json::Value) {
     console_log!("{line}");
@@ -137,7 +136,7 @@ impl AlertState {
         };
         let prev = self.load().await;
         let [a, b, c] = alerts::check_fetches(&config);
-        let (a, b, c) = join3(get(&a), get(&b), get(&c)).await;
+        let (a, b, c) = join3(get(&self.env, &a), get(&self.env, &b), get(&self.env, &c)).await;
         let observations = Observations::read([a, b, c]);
         let at = now();
         let check = alerts::evaluate(&prev, &observations, &settings, at);
@@ -171,31 +170,9 @@ impl AlertState {
 
 /// One POST of a message; `Err` with the status (`None`: no answer).
 async fn send(url: &str, body: &str) -> std::result::Result<(), Option<u16>> {
-    let headers = Headers::new();
-    headers
-        .set("content-type", "application/json")
-        .map_err(|_| None)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_redirect(RequestRedirect::Manual)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let request = Request::new_with_init(url, &init).map_err(|_| None)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let exchange = Box::pin(async move {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
-        let _ = response.bytes().await;
-        Ok::<_, worker::Error>(response.status_code())
-    });
-    let timer = Box::pin(Delay::from(Duration::from_millis(SEND_TIMEOUT_MS)));
-    match select(exchange, timer).await {
-        Either::Left((Ok(status), _)) if (200..300).contains(&status) => Ok(()),
-        Either::Left((Ok(status), _)) => Err(Some(status)),
-        Either::Left((Err(_), _)) => Err(None),
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(None)
-        }
+    match crate::glue::send(None, Method::Post, url, None, Some(body), SEND_TIMEOUT_MS).await {
+        Answer::Status { status, .. } if (200..300).contains(&status) => Ok(()),
+        Answer::Status { status, .. } => Err(Some(status)),
+        Answer::Unreachable | Answer::TimedOut => Err(None),
     }
 }

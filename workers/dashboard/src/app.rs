@@ -591,6 +591,7 @@ mod tests {
         assert_eq!(
             post,
             crate::sources::Post {
+                service: crate::sources::Service::Relay,
                 url: "http://127.0.0.1:8788/admin/resync".into(),
                 bearer: "test-admin-secret",
                 body: r#"{"scope":"failed"}"#.to_owned(),

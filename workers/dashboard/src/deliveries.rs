@@ -14,10 +14,7 @@ use crate::sources::{json_of, Answer, Fetch, SourceError};
 
 /// The metrics request.
 pub fn metrics_fetch(config: &DashboardConfig) -> Fetch<'_> {
-    Fetch {
-        url: format!("{}{METRICS_PATH}", config.api_url),
-        bearer: Some(config.api_secret.expose()),
-    }
+    Fetch::api(config, METRICS_PATH)
 }
 
 pub fn read_metrics(answer: Answer) -> Result<Metrics, SourceError> {

@@ -11,7 +11,7 @@ use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::read_body;
 use futures_util::future::{join, join4, select, Either};
 use worker::{
-    event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
+    event, AbortController, Context, Date, Delay, Env, Fetch, Fetcher, Headers, Method, Request,
     RequestInit, RequestRedirect, Response, Result,
 };
 
@@ -53,26 +53,28 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         Step::FetchOverview([a, b, c, d]) => {
             let ((a, b, c, d), board) = join(
-                join4(get(&a), get(&b), get(&c), get(&d)),
+                join4(get(&env, &a), get(&env, &b), get(&env, &c), get(&env, &d)),
                 crate::alert_state::board(&env),
             )
             .await;
             app::overview_with_alerts([a, b, c, d], board)
         }
-        Step::FetchResyncPage(runs) => resync_page::page(get(&runs).await, &incoming),
-        Step::FetchRunStatus(latest) => resync_page::status_json(get(&latest).await),
+        Step::FetchResyncPage(runs) => resync_page::page(get(&env, &runs).await, &incoming),
+        Step::FetchRunStatus(latest) => resync_page::status_json(get(&env, &latest).await),
         Step::ReadResyncForm(config) => {
             let form = read_form(&mut req).await;
             match resync_page::start_post(config, form) {
-                Ok(post) => resync_page::started(post_json(&post).await, &incoming),
+                Ok(post) => resync_page::started(post_json(&env, &post).await, &incoming),
                 Err(reply) => reply,
             }
         }
-        Step::FetchUsers(fetch, query) => app::users_list(get(&fetch).await, &query, now),
+        Step::FetchUsers(fetch, query) => app::users_list(get(&env, &fetch).await, &query, now),
         Step::FetchUser(fetch, clerk_id, notice) => {
-            app::user(get(&fetch).await, &clerk_id, notice.as_ref())
+            app::user(get(&env, &fetch).await, &clerk_id, notice.as_ref())
         }
-        Step::StartResync(post, clerk_id) => app::resync_started(&clerk_id, post_json(&post).await),
+        Step::StartResync(post, clerk_id) => {
+            app::resync_started(&clerk_id, post_json(&env, &post).await)
+        }
     };
     respond(reply)
 }
@@ -118,19 +120,50 @@ fn respond(reply: Reply) -> Result<Response> {
 }
 
 /// One GET with an optional bearer (see [`send`]).
-pub(crate) async fn get(fetch: &sources::Fetch<'_>) -> Answer {
-    send(Method::Get, &fetch.url, fetch.bearer, None).await
+pub(crate) async fn get(env: &Env, fetch: &sources::Fetch<'_>) -> Answer {
+    let via = binding(env, fetch.service);
+    send(
+        via,
+        Method::Get,
+        &fetch.url,
+        fetch.bearer,
+        None,
+        sources::FETCH_TIMEOUT_MS,
+    )
+    .await
 }
 
 /// One POST of a JSON body with its bearer (see [`send`]).
-async fn post_json(post: &sources::Post<'_>) -> Answer {
-    send(Method::Post, &post.url, Some(post.bearer), Some(&post.body)).await
+async fn post_json(env: &Env, post: &sources::Post<'_>) -> Answer {
+    let via = binding(env, post.service);
+    send(
+        via,
+        Method::Post,
+        &post.url,
+        Some(post.bearer),
+        Some(&post.body),
+        sources::FETCH_TIMEOUT_MS,
+    )
+    .await
 }
 
-/// One request with an optional bearer and JSON body, raced against a
-/// timer; redirects are not followed (an answer from elsewhere is not the
-/// source's).
-async fn send(method: Method, url: &str, bearer: Option<&str>, body: Option<&str>) -> Answer {
+/// The service binding for `service`, when this deployment has one
+/// (production); `None` sends to the URL (development).
+fn binding(env: &Env, service: sources::Service) -> Option<Fetcher> {
+    env.service(service.binding()).ok()
+}
+
+/// One request with an optional bearer and JSON body, through `via` when
+/// bound or to `url`, raced against a timer; redirects are not followed (an
+/// answer from elsewhere is not the source's).
+pub(crate) async fn send(
+    via: Option<Fetcher>,
+    method: Method,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+    timeout_ms: u32,
+) -> Answer {
     let headers = Headers::new();
     let mut set = vec![
         ("accept", "application/json".to_owned()),
@@ -163,14 +196,17 @@ async fn send(method: Method, url: &str, bearer: Option<&str>, body: Option<&str
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = Box::pin(async move {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let mut response = match via {
+            // A binding's request cannot take a signal here: the timer still
+            // bounds the wait, and the answer is dropped.
+            Some(worker) => worker.fetch_request(request).await?,
+            None => Fetch::Request(request).send_with_signal(&signal).await?,
+        };
         let status = response.status_code();
         let body = response.bytes().await?;
         Ok::<_, worker::Error>((status, body))
     });
-    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(
-        sources::FETCH_TIMEOUT_MS,
-    ))));
+    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
     match select(exchange, timer).await {
         Either::Left((Ok((status, body)), _)) if body.len() <= sources::MAX_ANSWER_BYTES => {
             Answer::Status { status, body }

@@ -63,10 +63,7 @@ impl Scope {
 
 /// The page's one request: every run, the running one first.
 pub fn runs_fetch(config: &DashboardConfig) -> Fetch<'_> {
-    Fetch {
-        url: format!("{}{RUNS_PATH}", config.relay_url),
-        bearer: Some(config.admin_secret.expose()),
-    }
+    Fetch::relay_admin(config, RUNS_PATH)
 }
 
 /// The status endpoint's request: the latest run.
@@ -221,11 +218,11 @@ pub fn start_post<'c>(
 ) -> Result<Post<'c>, Reply> {
     let scope = form.and_then(|body| Scope::from_form(&body).ok_or(crate::app::PageError::BadForm));
     match scope {
-        Ok(scope) => Ok(Post {
-            url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
-            bearer: config.admin_secret.expose(),
-            body: scope.body().to_owned(),
-        }),
+        Ok(scope) => Ok(Post::relay_admin(
+            config,
+            LATEST_RUN_PATH,
+            scope.body().to_owned(),
+        )),
         Err(e) => Err(Reply::error(&e)),
     }
 }

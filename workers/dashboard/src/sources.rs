@@ -19,29 +19,79 @@ pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// Per source: the page waits for the slowest one.
 pub const FETCH_TIMEOUT_MS: u32 = 5_000;
 
+/// The Worker a request is for. In production a service binding of this
+/// name carries it when one is bound (no public hop, no DNS); without one,
+/// the request goes to the URL (`API_URL`, `RELAY_URL`) as in development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Relay,
+}
+
+impl Service {
+    /// The binding's name in `wrangler.toml`'s `[[services]]`.
+    pub const fn binding(self) -> &'static str {
+        match self {
+            Service::Api => "API",
+            Service::Relay => "RELAY",
+        }
+    }
+}
+
 /// A request the glue performs: a GET with an optional bearer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetch<'a> {
+    pub service: Service,
     pub url: String,
     pub bearer: Option<&'a str>,
+}
+
+impl<'a> Fetch<'a> {
+    /// A main API path, with `API_SECRET`.
+    pub fn api(config: &'a DashboardConfig, path_and_query: &str) -> Self {
+        Fetch {
+            service: Service::Api,
+            url: format!("{}{path_and_query}", config.api_url),
+            bearer: Some(config.api_secret.expose()),
+        }
+    }
+
+    /// A relay admin path, with `ADMIN_SECRET`.
+    pub fn relay_admin(config: &'a DashboardConfig, path: &str) -> Self {
+        Fetch {
+            service: Service::Relay,
+            url: format!("{}{path}", config.relay_url),
+            bearer: Some(config.admin_secret.expose()),
+        }
+    }
 }
 
 /// A POST the glue performs: a JSON body with a bearer (the relay's
 /// `POST /admin/resync`, from the Re-sync page or a user's page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Post<'a> {
+    pub service: Service,
     pub url: String,
     pub bearer: &'a str,
     pub body: String,
 }
 
+impl<'a> Post<'a> {
+    /// A relay admin path, with `ADMIN_SECRET`.
+    pub fn relay_admin(config: &'a DashboardConfig, path: &str, body: String) -> Self {
+        Post {
+            service: Service::Relay,
+            url: format!("{}{path}", config.relay_url),
+            bearer: config.admin_secret.expose(),
+            body,
+        }
+    }
+}
+
 /// The requests of the overview, in the order of [`Overview::read`].
 pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 4] {
     [
-        Fetch {
-            url: format!("{}{SYNC_STATUS_PATH}", config.api_url),
-            bearer: Some(config.api_secret.expose()),
-        },
+        Fetch::api(config, SYNC_STATUS_PATH),
         relay_health_fetch(config),
         latest_run_fetch(config),
         crate::deliveries::metrics_fetch(config),
@@ -51,6 +101,7 @@ pub fn overview_fetches(config: &DashboardConfig) -> [Fetch<'_>; 4] {
 /// The relay's `/health` (no bearer).
 pub fn relay_health_fetch(config: &DashboardConfig) -> Fetch<'_> {
     Fetch {
+        service: Service::Relay,
         url: format!("{}{RELAY_HEALTH_PATH}", config.relay_url),
         bearer: None,
     }
@@ -58,10 +109,7 @@ pub fn relay_health_fetch(config: &DashboardConfig) -> Fetch<'_> {
 
 /// The relay's latest re-sync run, with the admin bearer.
 pub fn latest_run_fetch(config: &DashboardConfig) -> Fetch<'_> {
-    Fetch {
-        url: format!("{}{LATEST_RUN_PATH}", config.relay_url),
-        bearer: Some(config.admin_secret.expose()),
-    }
+    Fetch::relay_admin(config, LATEST_RUN_PATH)
 }
 
 /// What became of one request.
@@ -415,6 +463,7 @@ mod tests {
         assert_eq!(
             metrics,
             Fetch {
+                service: Service::Api,
                 url: "http://127.0.0.1:8787/internal/metrics".into(),
                 bearer: Some("test-api-secret")
             }
@@ -422,6 +471,7 @@ mod tests {
         assert_eq!(
             sync,
             Fetch {
+                service: Service::Api,
                 url: "http://127.0.0.1:8787/internal/sync/status".into(),
                 bearer: Some("test-api-secret")
             }
@@ -429,6 +479,7 @@ mod tests {
         assert_eq!(
             health,
             Fetch {
+                service: Service::Relay,
                 url: "http://127.0.0.1:8788/health".into(),
                 bearer: None
             }
@@ -436,6 +487,7 @@ mod tests {
         assert_eq!(
             run,
             Fetch {
+                service: Service::Relay,
                 url: "http://127.0.0.1:8788/admin/resync".into(),
                 bearer: Some("test-admin-secret")
             }

@@ -153,10 +153,7 @@ pub fn list_fetch<'c>(config: &'c DashboardConfig, q: &ListQuery) -> Fetch<'c> {
         }
     }
     query.append_pair("limit", &PAGE_LIMIT.to_string());
-    Fetch {
-        url: format!("{}{API_USERS_PATH}?{}", config.api_url, query.finish()),
-        bearer: Some(config.api_secret.expose()),
-    }
+    Fetch::api(config, &format!("{API_USERS_PATH}?{}", query.finish()))
 }
 
 /// A row of `GET /internal/users`.
@@ -192,10 +189,7 @@ pub fn read_rows(answer: Answer) -> Result<RowsPage, SourceError> {
 
 /// The main API's `GET /internal/users/{clerk_id}`.
 pub fn user_fetch<'c>(config: &'c DashboardConfig, clerk_id: &str) -> Fetch<'c> {
-    Fetch {
-        url: format!("{}{API_USERS_PATH}/{clerk_id}", config.api_url),
-        bearer: Some(config.api_secret.expose()),
-    }
+    Fetch::api(config, &format!("{API_USERS_PATH}/{clerk_id}"))
 }
 
 /// The row, every column the main API answers.
@@ -267,11 +261,11 @@ pub fn read_user(answer: Answer) -> Result<Option<UserDetail>, SourceError> {
 
 /// The relay's `POST /admin/resync` for this one user.
 pub fn resync_post<'c>(config: &'c DashboardConfig, clerk_id: &str) -> Post<'c> {
-    Post {
-        url: format!("{}{START_RUN_PATH}", config.relay_url),
-        bearer: config.admin_secret.expose(),
-        body: json!({"scope": "users", "clerk_ids": [clerk_id]}).to_string(),
-    }
+    Post::relay_admin(
+        config,
+        START_RUN_PATH,
+        json!({"scope": "users", "clerk_ids": [clerk_id]}).to_string(),
+    )
 }
 
 /// What the user page says after its button: carried in the query of the

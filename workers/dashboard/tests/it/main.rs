@@ -12,6 +12,7 @@ mod browser;
 mod support;
 
 mod alerts;
+mod bindings;
 mod flow;
 mod in_browser;
 mod resync;

@@ -26,6 +26,17 @@ pub struct DashboardDev {
 
 impl DashboardDev {
     pub fn start(settings: &[(&str, &str)]) -> Self {
+        Self::start_with(settings, "", &[])
+    }
+
+    /// With `extra` appended to its `wrangler.toml` (service bindings) and
+    /// more Workers' configs (`-c`, relative to its directory, written by
+    /// `prepare`) in the same `wrangler dev`, as production binds them.
+    pub fn start_with(
+        settings: &[(&str, &str)],
+        extra: &str,
+        others: &[(&str, &dyn Fn(&std::path::Path))],
+    ) -> Self {
         let main = repo_root().join("workers/dashboard/build/index.js");
         assert!(
             main.exists(),
@@ -40,7 +51,7 @@ impl DashboardDev {
         std::fs::write(
             dir.join("wrangler.toml"),
             format!(
-                "name = \"clerk-sync-dashboard\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-20\"\n[vars]\n{vars}",
+                "name = \"clerk-sync-dashboard\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-20\"\n{extra}\n[vars]\n{vars}",
                 main.display()
             ),
         )
@@ -49,7 +60,12 @@ impl DashboardDev {
         let mut dev = Command::new(repo_root().join("node_modules/.bin/wrangler"));
         dev.env("WRANGLER_SEND_METRICS", "false")
             .current_dir(&dir)
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["dev", "-c", "wrangler.toml"]);
+        for (config, prepare) in others {
+            prepare(&dir);
+            dev.args(["-c", config]);
+        }
+        dev.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")
             .arg(dir.join("state"))
