@@ -32,11 +32,7 @@ impl DashboardDev {
     /// With `extra` appended to its `wrangler.toml` (service bindings) and
     /// more Workers' configs (`-c`, relative to its directory, written by
     /// `prepare`) in the same `wrangler dev`, as production binds them.
-    pub fn start_with(
-        settings: &[(&str, &str)],
-        extra: &str,
-        others: &[(&str, &dyn Fn(&std::path::Path))],
-    ) -> Self {
+    pub fn start_with(settings: &[(&str, &str)], extra: &str, others: &[(&str, Prepare)]) -> Self {
         let main = repo_root().join("workers/dashboard/build/index.js");
         assert!(
             main.exists(),
@@ -90,6 +86,9 @@ impl DashboardDev {
         self.process.logs()
     }
 }
+
+/// Writes a Worker's config (and its state) into the dashboard's directory.
+pub type Prepare<'a> = &'a dyn Fn(&std::path::Path);
 
 /// The dev settings, pointed at this main API and relay.
 pub fn settings<'a>(api_url: &'a str, relay_url: &'a str) -> Vec<(&'static str, &'a str)> {
