@@ -7,15 +7,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crate::support::*;
-
-const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A loopback HTTP server: records each request's body, answers with
 /// `answer(method, path)`.
@@ -88,35 +84,8 @@ fn relay(_: &str, path: &str) -> (u16, String) {
     }
 }
 
-/// The dashboard with its Durable Object and cron, restartable on the
-/// same storage and port.
-struct AlertingDashboard {
-    url: String,
-    port: u16,
-    dir: PathBuf,
-    process: Option<Process>,
-}
-
-impl AlertingDashboard {
-    fn start(settings: &[(&str, &str)]) -> Self {
-        let main = repo_root().join("workers/dashboard/build/index.js");
-        assert!(
-            main.exists(),
-            "{} is missing: build the dashboard with `bash scripts/test.sh`",
-            main.display()
-        );
-        let dir = TempDir::new("dashboard-alerts").keep();
-        let vars: String = settings
-            .iter()
-            .map(|(k, v)| format!("{k} = {}\n", json!(v)))
-            .collect();
-        std::fs::write(
-            dir.join("wrangler.toml"),
-            format!(
-                r#"name = "clerk-sync-dashboard"
-main = "{}"
-compatibility_date = "2026-04-20"
-[triggers]
+/// The dashboard's cron and Durable Object, as its `wrangler.toml` has them.
+const ALERTS_CONFIG: &str = r#"[triggers]
 crons = ["*/5 * * * *"]
 [[durable_objects.bindings]]
 name = "ALERT_STATE"
@@ -124,50 +93,26 @@ class_name = "AlertState"
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["AlertState"]
-[vars]
-{vars}"#,
-                main.display()
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let mut dash = AlertingDashboard {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            dir,
-            process: None,
-        };
-        dash.spawn();
-        dash
+"#;
+
+/// The dashboard with its Durable Object and cron, restartable on the
+/// same storage and port.
+struct AlertingDashboard(DashboardDev);
+
+impl std::ops::Deref for AlertingDashboard {
+    type Target = DashboardDev;
+    fn deref(&self) -> &DashboardDev {
+        &self.0
+    }
+}
+
+impl AlertingDashboard {
+    fn start(settings: &[(&str, &str)]) -> Self {
+        AlertingDashboard(DashboardDev::start_with(settings, ALERTS_CONFIG, &[]))
     }
 
-    fn spawn(&mut self) {
-        let mut dev = Command::new(repo_root().join("node_modules/.bin/wrangler"));
-        dev.env("WRANGLER_SEND_METRICS", "false")
-            .current_dir(&self.dir)
-            .args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .arg("--persist-to")
-            .arg(self.dir.join("state"))
-            .arg("--show-interactive-dev-session=false");
-        let mut process = Process::spawn(
-            "wrangler dev (dashboard, alerts)",
-            dev,
-            &self.dir.join("wrangler-dev.log"),
-            Some(&self.dir),
-        );
-        let login = format!("{}/login", self.url);
-        process.wait_ready(START_TIMEOUT, || try_get_status(&login).is_some());
-        self.process = Some(process);
-    }
-
-    /// Stops the process and starts it again on the same storage and port.
     fn restart(&mut self) {
-        drop(self.process.take());
-        wait_until(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
-        });
-        self.spawn();
+        self.0.restart();
     }
 
     /// The cron, as `curl …/cdn-cgi/handler/scheduled` fires it.
@@ -179,10 +124,6 @@ new_sqlite_classes = ["AlertState"]
             "",
         );
         assert_eq!(page.status, 200, "{}", self.logs());
-    }
-
-    fn logs(&self) -> String {
-        self.process.as_ref().map(Process::logs).unwrap_or_default()
     }
 
     fn overview(&self) -> String {

@@ -20,8 +20,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(300);
 /// the settings given.
 pub struct DashboardDev {
     pub url: String,
-    _dir: PathBuf,
-    process: Process,
+    port: u16,
+    dir: PathBuf,
+    /// `-c` configs beside the dashboard's own.
+    others: Vec<String>,
+    process: Option<Process>,
 }
 
 impl DashboardDev {
@@ -29,9 +32,10 @@ impl DashboardDev {
         Self::start_with(settings, "", &[])
     }
 
-    /// With `extra` appended to its `wrangler.toml` (service bindings) and
-    /// more Workers' configs (`-c`, relative to its directory, written by
-    /// `prepare`) in the same `wrangler dev`, as production binds them.
+    /// With `extra` appended to its `wrangler.toml` (service bindings, the
+    /// alerts' cron and Durable Object) and more Workers' configs (`-c`,
+    /// relative to its directory, written by `prepare`) in the same
+    /// `wrangler dev`, as production binds them.
     pub fn start_with(settings: &[(&str, &str)], extra: &str, others: &[(&str, Prepare)]) -> Self {
         let main = repo_root().join("workers/dashboard/build/index.js");
         assert!(
@@ -52,38 +56,56 @@ impl DashboardDev {
             ),
         )
         .unwrap();
+        for (_, prepare) in others {
+            prepare(&dir);
+        }
         let port = free_port();
+        let mut dash = DashboardDev {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            others: others.iter().map(|(c, _)| c.to_string()).collect(),
+            process: None,
+        };
+        dash.spawn();
+        dash
+    }
+
+    fn spawn(&mut self) {
         let mut dev = Command::new(repo_root().join("node_modules/.bin/wrangler"));
         dev.env("WRANGLER_SEND_METRICS", "false")
-            .current_dir(&dir)
+            .current_dir(&self.dir)
             .args(["dev", "-c", "wrangler.toml"]);
-        for (config, prepare) in others {
-            prepare(&dir);
+        for config in &self.others {
             dev.args(["-c", config]);
         }
-        dev.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+        dev.args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")
-            .arg(dir.join("state"))
+            .arg(self.dir.join("state"))
             .arg("--show-interactive-dev-session=false");
         let mut process = Process::spawn(
             "wrangler dev (dashboard)",
             dev,
-            &dir.join("wrangler-dev.log"),
-            Some(&dir),
+            &self.dir.join("wrangler-dev.log"),
+            Some(&self.dir),
         );
-        let url = format!("http://127.0.0.1:{port}");
-        let login = format!("{url}/login");
+        let login = format!("{}/login", self.url);
         process.wait_ready(START_TIMEOUT, || try_get_status(&login).is_some());
-        DashboardDev {
-            url,
-            _dir: dir,
-            process,
-        }
+        self.process = Some(process);
+    }
+
+    /// Stops the process and starts it again on the same storage and port.
+    pub fn restart(&mut self) {
+        drop(self.process.take());
+        wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        });
+        self.spawn();
     }
 
     pub fn logs(&self) -> String {
-        self.process.logs()
+        self.process.as_ref().map(Process::logs).unwrap_or_default()
     }
 }
 
