@@ -2,8 +2,9 @@
 //! sync commands and their batches (what the relay, the queue consumer and
 //! the re-sync runs send, and what a main API answers), the time format,
 //! Clerk's user object and its one mapping, constant-time secret comparison,
-//! the bounded body read both Workers use, and a main API's metrics (the
-//! JSON the dashboard reads, and its Prometheus text).
+//! the bounded body read both Workers use, a main API's metrics (the
+//! JSON the dashboard reads, and its Prometheus text) and its rows as its
+//! read endpoints answer them.
 //!
 //! Pure Rust with no platform dependency: it never performs I/O, reads a
 //! clock, or logs.
@@ -13,6 +14,7 @@ pub mod body;
 pub mod clerk;
 pub mod command;
 pub mod metrics;
+pub mod rows;
 pub mod secret;
 pub mod time;
 pub mod url;

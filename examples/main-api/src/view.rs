@@ -9,72 +9,16 @@ use crate::error::ApiError;
 use crate::plan::Outcome;
 use crate::request::{allowed_methods, Cursor, MetricsFormat, ValidCommand};
 
-/// A `users` row, as `plan::USER_ROW` selects it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserRow {
-    pub id: String,
-    pub clerk_id: Option<String>,
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub username: Option<String>,
-    pub image_url: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub deleted_at: Option<String>,
-    pub sync_status: String,
-    pub last_sync_attempt: Option<String>,
-    pub sync_error: Option<String>,
-    pub clerk_updated_at: Option<String>,
-    pub last_operation_id: Option<String>,
-    /// How the application's signup row is claimed (`external_id` or
-    /// `email`); `null` for a row the sync created for a Clerk user.
-    #[serde(default)]
-    pub link_by: Option<String>,
-}
+/// A `users` row, as `plan::USER_ROW` selects it; a row of
+/// `GET /internal/users`, as `plan::rows` selects it.
+pub use clerk_sync_contract::rows::{ListedRow, UserRow};
 
-/// A row of `GET /internal/users`, as `plan::rows` selects it. What a
-/// re-sync run reads (`clerk_sync_resync::main_api::Row`), plus the row's
-/// own `id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListedRow {
-    pub id: String,
-    pub clerk_id: Option<String>,
-    pub email: Option<String>,
-    /// The id a Clerk user must carry as its `external_id` to claim the row
-    /// (an `external_id` signup's own id), else `null`.
-    pub external_id: Option<String>,
-    pub sync_status: String,
-    pub sync_error: Option<String>,
-    pub last_sync_attempt: Option<String>,
-    /// When the row was created (a signup's pending age starts here).
-    pub created_at: String,
-    #[serde(deserialize_with = "bool_or_int")]
-    pub deleted: bool,
-}
-
-impl ListedRow {
-    /// The cursor of the page that starts after this row.
-    pub fn cursor(&self) -> Cursor {
-        match &self.clerk_id {
-            Some(clerk_id) => Cursor::Linked(clerk_id.clone()),
-            None => Cursor::Unlinked(self.id.clone()),
-        }
+/// The cursor of the page that starts after `row`.
+fn cursor_after(row: &ListedRow) -> Cursor {
+    match &row.clerk_id {
+        Some(clerk_id) => Cursor::Linked(clerk_id.clone()),
+        None => Cursor::Unlinked(row.id.clone()),
     }
-}
-
-/// SQLite (and D1) give a boolean expression as 0 or 1.
-fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Flag {
-        Bool(bool),
-        Int(i64),
-    }
-    Ok(match Flag::deserialize(d)? {
-        Flag::Bool(b) => b,
-        Flag::Int(n) => n != 0,
-    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,7 +216,7 @@ pub fn rows_page(
         return Ok((rows, None));
     }
     rows.truncate(limit);
-    let next = rows.last().map(ListedRow::cursor);
+    let next = rows.last().map(cursor_after);
     Ok((rows, next))
 }
 

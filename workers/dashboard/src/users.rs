@@ -6,6 +6,7 @@
 //! the session and the `Origin` first. Every value from Clerk or a source
 //! is interpolated by maud, escaped; nothing here uses `PreEscaped`.
 
+pub use clerk_sync_contract::rows::{ListedRow, UserRow};
 use clerk_sync_contract::time::parse_millis;
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_resync::start::is_clerk_id;
@@ -159,19 +160,6 @@ pub fn list_fetch<'c>(config: &'c DashboardConfig, q: &ListQuery) -> Fetch<'c> {
 /// A row of `GET /internal/users`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
-pub struct ListedRow {
-    pub id: String,
-    pub clerk_id: Option<String>,
-    pub email: Option<String>,
-    pub sync_status: String,
-    pub sync_error: Option<String>,
-    pub last_sync_attempt: Option<String>,
-    pub created_at: Option<String>,
-    pub deleted: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
 pub struct RowsPage {
     pub users: Vec<ListedRow>,
     pub next_after: Option<String>,
@@ -190,28 +178,6 @@ pub fn read_rows(answer: Answer) -> Result<RowsPage, SourceError> {
 /// The main API's `GET /internal/users/{clerk_id}`.
 pub fn user_fetch<'c>(config: &'c DashboardConfig, clerk_id: &str) -> Fetch<'c> {
     Fetch::api(config, &format!("{API_USERS_PATH}/{clerk_id}"))
-}
-
-/// The row, every column the main API answers.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct UserRow {
-    pub id: String,
-    pub clerk_id: Option<String>,
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub username: Option<String>,
-    pub image_url: Option<String>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub deleted_at: Option<String>,
-    pub sync_status: String,
-    pub last_sync_attempt: Option<String>,
-    pub sync_error: Option<String>,
-    pub clerk_updated_at: Option<String>,
-    pub last_operation_id: Option<String>,
-    pub link_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -465,7 +431,7 @@ fn listed(
                         td { (row.sync_status) @if row.deleted { " (deleted)" } }
                         @if tab == Some(Tab::Pending) {
                             td.age {
-                                (row.created_at.as_deref().and_then(|t| age(t, now)).unwrap_or_else(|| "—".into()))
+                                (age(&row.created_at, now).unwrap_or_else(|| "—".into()))
                             }
                         } @else {
                             td.sync-error { (opt(&row.sync_error)) }
@@ -572,8 +538,8 @@ fn row_table(u: &UserRow) -> Markup {
         ("last_name", u.last_name.as_deref()),
         ("username", u.username.as_deref()),
         ("image_url", u.image_url.as_deref()),
-        ("created_at", u.created_at.as_deref()),
-        ("updated_at", u.updated_at.as_deref()),
+        ("created_at", Some(u.created_at.as_str())),
+        ("updated_at", Some(u.updated_at.as_str())),
         ("deleted_at", u.deleted_at.as_deref()),
         ("sync_status", Some(&u.sync_status)),
         ("last_sync_attempt", u.last_sync_attempt.as_deref()),
