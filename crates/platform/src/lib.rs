@@ -1,15 +1,122 @@
 //! The few lines of Workers glue that every clerk-sync Worker shares, so each
 //! Worker's own glue stays small and alike: reading a request body within a
-//! limit, as `clerk_sync_contract::body` decided, and an answer. Compiled
+//! limit, as `clerk_sync_contract::body` decided, one outgoing request
+//! ([`exchange`]) and an answer. Compiled
 //! for wasm32 only (natively only [`json_string`]); it performs I/O and
 //! decides nothing.
 
+/// What became of one outgoing request ([`exchange`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchanged {
+    Status {
+        status: u16,
+        /// The `Retry-After` header, as sent.
+        retry_after: Option<String>,
+        /// Empty when the answer was longer than the caller's limit: too
+        /// large to be the answer expected, so unreadable.
+        body: Vec<u8>,
+    },
+    /// No answer: DNS, connection refused or reset, or a request the
+    /// runtime would not build.
+    Unreachable,
+    TimedOut,
+}
+
 #[cfg(target_arch = "wasm32")]
 mod wasm {
+    use std::time::Duration;
+
     use clerk_sync_contract::body::{BodyLimit, BodyRead};
+    use futures_util::future::{select, Either};
     use worker::js_sys::{futures::JsFuture, Reflect, Uint8Array, JSON};
     use worker::wasm_bindgen::{JsCast, JsValue};
-    use worker::{web_sys, Headers, Request, Response, Result};
+    use worker::{
+        web_sys, AbortController, Delay, Fetch, Fetcher, Headers, Method, Request, RequestInit,
+        RequestRedirect, Response, Result,
+    };
+
+    use crate::Exchanged;
+
+    /// One request a Worker sends to a service it reads or drives.
+    #[derive(Debug)]
+    pub struct Outgoing<'a> {
+        pub method: Method,
+        pub url: &'a str,
+        /// Sent as `Authorization: Bearer …`.
+        pub bearer: Option<&'a str>,
+        /// Sent as `application/json`.
+        pub body: Option<&'a [u8]>,
+        /// `name/version` of the sender.
+        pub user_agent: &'a str,
+        pub timeout_ms: u32,
+        /// A longer answer's body is dropped (see [`Exchanged::Status`]).
+        pub max_answer_bytes: usize,
+    }
+
+    /// Sends `out` through `via` (a service binding) when given, else to its
+    /// URL, raced against its timeout; redirects are not followed (an answer
+    /// from elsewhere is not the service's).
+    pub async fn exchange(via: Option<&Fetcher>, out: Outgoing<'_>) -> Exchanged {
+        let headers = Headers::new();
+        let mut set = vec![
+            ("accept", "application/json".to_owned()),
+            ("user-agent", out.user_agent.to_owned()),
+        ];
+        if let Some(bearer) = out.bearer {
+            set.push(("authorization", format!("Bearer {bearer}")));
+        }
+        if out.body.is_some() {
+            set.push(("content-type", "application/json".to_owned()));
+        }
+        for (name, value) in &set {
+            if headers.set(name, value).is_err() {
+                return Exchanged::Unreachable;
+            }
+        }
+        let mut init = RequestInit::new();
+        init.with_method(out.method)
+            .with_redirect(RequestRedirect::Manual)
+            .with_headers(headers);
+        if let Some(body) = out.body {
+            init.with_body(Some(Uint8Array::from(body).into()));
+        }
+        let Ok(request) = Request::new_with_init(out.url, &init) else {
+            return Exchanged::Unreachable;
+        };
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = Box::pin(async move {
+            let mut response = match via {
+                // A binding's request takes no signal here: the timer still
+                // bounds the wait, and the answer is dropped.
+                Some(worker) => worker.fetch_request(request).await?,
+                None => Fetch::Request(request).send_with_signal(&signal).await?,
+            };
+            let retry_after = response.headers().get("retry-after").ok().flatten();
+            let status = response.status_code();
+            let body = response.bytes().await?;
+            Ok::<_, worker::Error>((status, retry_after, body))
+        });
+        let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(
+            out.timeout_ms,
+        ))));
+        match select(exchange, timer).await {
+            Either::Left((Ok((status, retry_after, body)), _)) => Exchanged::Status {
+                status,
+                retry_after,
+                body: if body.len() <= out.max_answer_bytes {
+                    body
+                } else {
+                    Vec::new()
+                },
+            },
+            Either::Left((Err(_), _)) => Exchanged::Unreachable,
+            Either::Right(((), _)) => {
+                controller.abort();
+                Exchanged::TimedOut
+            }
+        }
+    }
 
     /// Why a body could not be read.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

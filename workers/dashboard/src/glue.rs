@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
-use clerk_sync_platform::read_body;
-use futures_util::future::{join, join4, select, Either};
+use clerk_sync_platform::{exchange, read_body, Exchanged, Outgoing};
+use futures_util::future::{join, join4};
 use worker::{
-    event, AbortController, Context, Date, Delay, Env, Fetch, Fetcher, Headers, Method, Request,
-    RequestInit, RequestRedirect, Response, Result,
+    event, Context, Date, Delay, Env, Fetcher, Headers, Method, Request, Response, Result,
 };
 
 use crate::app::{self, Incoming, PageError, Reply, Step};
@@ -154,8 +153,7 @@ fn binding(env: &Env, service: sources::Service) -> Option<Fetcher> {
 }
 
 /// One request with an optional bearer and JSON body, through `via` when
-/// bound or to `url`, raced against a timer; redirects are not followed (an
-/// answer from elsewhere is not the source's).
+/// bound or to `url` (see [`exchange`]).
 pub(crate) async fn send(
     via: Option<Fetcher>,
     method: Method,
@@ -164,62 +162,19 @@ pub(crate) async fn send(
     body: Option<&str>,
     timeout_ms: u32,
 ) -> Answer {
-    let headers = Headers::new();
-    let mut set = vec![
-        ("accept", "application/json".to_owned()),
-        (
-            "user-agent",
-            format!("clerk-sync-dashboard/{}", crate::VERSION),
-        ),
-    ];
-    if let Some(bearer) = bearer {
-        set.push(("authorization", format!("Bearer {bearer}")));
-    }
-    if body.is_some() {
-        set.push(("content-type", "application/json".to_owned()));
-    }
-    for (name, value) in &set {
-        if headers.set(name, value).is_err() {
-            return Answer::Unreachable;
-        }
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_redirect(RequestRedirect::Manual)
-        .with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
-    let Ok(request) = Request::new_with_init(url, &init) else {
-        return Answer::Unreachable;
+    let user_agent = format!("clerk-sync-dashboard/{}", crate::VERSION);
+    let out = Outgoing {
+        method,
+        url,
+        bearer,
+        body: body.map(str::as_bytes),
+        user_agent: &user_agent,
+        timeout_ms,
+        max_answer_bytes: sources::MAX_ANSWER_BYTES,
     };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let exchange = Box::pin(async move {
-        let mut response = match via {
-            // A binding's request cannot take a signal here: the timer still
-            // bounds the wait, and the answer is dropped.
-            Some(worker) => worker.fetch_request(request).await?,
-            None => Fetch::Request(request).send_with_signal(&signal).await?,
-        };
-        let status = response.status_code();
-        let body = response.bytes().await?;
-        Ok::<_, worker::Error>((status, body))
-    });
-    let timer = Box::pin(Delay::from(Duration::from_millis(u64::from(timeout_ms))));
-    match select(exchange, timer).await {
-        Either::Left((Ok((status, body)), _)) if body.len() <= sources::MAX_ANSWER_BYTES => {
-            Answer::Status { status, body }
-        }
-        // Too large to be the answer expected: unreadable.
-        Either::Left((Ok((status, _)), _)) => Answer::Status {
-            status,
-            body: Vec::new(),
-        },
-        Either::Left((Err(_), _)) => Answer::Unreachable,
-        Either::Right(((), _)) => {
-            controller.abort();
-            Answer::TimedOut
-        }
+    match exchange(via.as_ref(), out).await {
+        Exchanged::Status { status, body, .. } => Answer::Status { status, body },
+        Exchanged::Unreachable => Answer::Unreachable,
+        Exchanged::TimedOut => Answer::TimedOut,
     }
 }

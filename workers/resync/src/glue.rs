@@ -13,18 +13,16 @@
 //! which the runtime keeps across restarts.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
 
 use clerk_sync_contract::batch::BATCH_PATH;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
-use clerk_sync_platform::{json_response, read_body, BodyError};
+use clerk_sync_platform::{exchange, json_response, read_body, BodyError, Exchanged, Outgoing};
 use clerk_sync_resync::{parse_start, Action, Answer, Run, Scope};
-use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use worker::{
-    console_log, durable_object, event, AbortController, Context, Date, DurableObject, Env, Fetch,
-    Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, State,
+    console_log, durable_object, event, Context, Date, DurableObject, Env, Method, Request,
+    Response, Result, State,
 };
 
 use crate::admin::{self, AdminError, Reply, Route};
@@ -486,8 +484,7 @@ async fn perform(config: &ResyncConfig, action: Action) -> Answer {
     }
 }
 
-/// One request with a bearer, raced against a timer; redirects are not
-/// followed (an answer from elsewhere is not the service's).
+/// One request with a bearer (see [`exchange`]).
 async fn request(
     method: Method,
     url: &str,
@@ -495,65 +492,28 @@ async fn request(
     body: Option<Vec<u8>>,
     timeout_ms: u32,
 ) -> Answer {
-    let headers = Headers::new();
-    let mut set = vec![
-        ("authorization", format!("Bearer {bearer}")),
-        ("accept", "application/json".to_owned()),
-        (
-            "user-agent",
-            format!("clerk-sync-resync/{}", crate::VERSION),
-        ),
-    ];
-    if body.is_some() {
-        set.push(("content-type", "application/json".to_owned()));
-    }
-    for (name, value) in &set {
-        if headers.set(name, value).is_err() {
-            return Answer::Unreachable;
-        }
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_redirect(RequestRedirect::Manual)
-        .with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(
-            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
-        ));
-    }
-    let Ok(request) = Request::new_with_init(url, &init) else {
-        return Answer::Unreachable;
-    };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let exchange = Box::pin(async move {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
-        let retry_after = response.headers().get("retry-after").ok().flatten();
-        let status = response.status_code();
-        let body = response.bytes().await?;
-        Ok::<_, worker::Error>((status, retry_after, body))
-    });
-    let timer = Box::pin(worker::Delay::from(Duration::from_millis(u64::from(
+    let user_agent = format!("clerk-sync-resync/{}", crate::VERSION);
+    let out = Outgoing {
+        method,
+        url,
+        bearer: Some(bearer),
+        body: body.as_deref(),
+        user_agent: &user_agent,
         timeout_ms,
-    ))));
-    match select(exchange, timer).await {
-        Either::Left((Ok((status, retry_after, body)), _)) if body.len() <= MAX_ANSWER_BYTES => {
-            Answer::Status {
-                status,
-                retry_after,
-                body,
-            }
-        }
-        Either::Left((Ok((status, retry_after, _)), _)) => Answer::Status {
+        max_answer_bytes: MAX_ANSWER_BYTES,
+    };
+    match exchange(None, out).await {
+        Exchanged::Status {
             status,
             retry_after,
-            body: Vec::new(),
+            body,
+        } => Answer::Status {
+            status,
+            retry_after,
+            body,
         },
-        Either::Left((Err(_), _)) => Answer::Unreachable,
-        Either::Right(((), _)) => {
-            controller.abort();
-            Answer::TimedOut
-        }
+        Exchanged::Unreachable => Answer::Unreachable,
+        Exchanged::TimedOut => Answer::TimedOut,
     }
 }
 
