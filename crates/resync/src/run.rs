@@ -634,7 +634,7 @@ impl Run {
             self.advance_work(now);
             return None;
         }
-        let lookup_size = self.config.lookup_size();
+        let rows_limit = self.config.rows_limit();
         match &self.phase {
             Phase::Count => Some((
                 Request::ClerkCount,
@@ -648,11 +648,11 @@ impl Run {
                 Some((Request::ClerkPage, Action::Clerk { path_and_query }))
             }
             Phase::Sweep { after } => {
-                let path_and_query = rows_path(RowFilter::Live, after.as_deref(), lookup_size);
+                let path_and_query = rows_path(RowFilter::Live, after.as_deref(), rows_limit);
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
             Phase::Rows { after } => {
-                let path_and_query = rows_path(self.row_filter(), after.as_deref(), lookup_size);
+                let path_and_query = rows_path(self.row_filter(), after.as_deref(), rows_limit);
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
             Phase::Users { next } => {
@@ -941,7 +941,8 @@ impl Run {
             Phase::Rows { after } => (after.clone(), false),
             _ => return Ok(()),
         };
-        let limit = self.config.lookup_size() as usize;
+        let limit = self.config.rows_limit() as usize;
+        let size = self.config.lookup_size() as usize;
         let page = parse_rows(body, limit, after.as_deref())?;
         let next = match (page.next_after, sweep) {
             (None, _) => Phase::Done,
@@ -949,11 +950,11 @@ impl Run {
             (Some(after), false) => Phase::Rows { after: Some(after) },
         };
         let work = if sweep {
-            sweep_work(next, page.users, limit)
+            sweep_work(next, page.users, size)
         } else if self.scope == Scope::Pending {
-            pending_work(next, page.users, limit)
+            pending_work(next, page.users, size)
         } else {
-            failed_work(next, page.users, limit)
+            failed_work(next, page.users, size)
         };
         self.work = Some(work);
         self.advance_work(now);

@@ -201,7 +201,7 @@ fn a_success_resets_the_attempts() {
     assert!(run.is_running());
     assert_eq!(
         api_get(run.poll(at(2_300))),
-        "/internal/users?live=true&limit=100"
+        "/internal/users?live=true&limit=500"
     );
 }
 
@@ -360,7 +360,7 @@ fn rows_errors_from_the_main_api() {
         let mut run = new_run(Scope::Failed, RunConfig::default());
         assert_eq!(
             api_get(run.poll(at(0))),
-            "/internal/users?sync_status=failed&limit=100"
+            "/internal/users?sync_status=failed&limit=500"
         );
         run.handle(at(10), answer.clone());
         assert_eq!(run.is_running(), fatal.is_none(), "{answer:?}");
@@ -374,7 +374,7 @@ fn rows_errors_from_the_main_api() {
     run.handle(at(1), ok(r#"{"users":[],"next_after":"k1"}"#));
     assert_eq!(
         api_get(run.poll(at(2))),
-        "/internal/users?sync_status=pending&limit=100&after=k1"
+        "/internal/users?sync_status=pending&limit=500&after=k1"
     );
     run.handle(at(3), ok(r#"{"users":[],"next_after":"k1"}"#));
     assert_eq!(error_code(&run), Some(ErrorCode::ApiBadResponse));
@@ -573,7 +573,7 @@ fn the_sweep_deletes_only_what_a_lookup_shows_missing() {
     run.handle(at(110), ok("[]"));
     assert_eq!(
         api_get(run.poll(at(120))),
-        "/internal/users?live=true&limit=100"
+        "/internal/users?live=true&limit=500"
     );
     let rows = json!({"users": [
         {"clerk_id": "user_a", "external_id": "ext-a", "deleted": false},
