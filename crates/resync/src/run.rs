@@ -446,6 +446,22 @@ fn api_code(error: Option<&str>) -> &str {
     }
 }
 
+/// A Clerk page read ahead of its turn. Not persisted. Its `Debug` shows
+/// the count only: it holds users' emails and names.
+#[derive(Clone)]
+struct Prefetched {
+    path_and_query: String,
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Prefetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetched")
+            .field("users", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// One re-sync run. Serialize it (or [`Run::to_json`]) to persist it; the
 /// page in progress is not part of it and is redone after a restore.
 ///
@@ -487,6 +503,12 @@ pub struct Run {
     work: Option<Work>,
     #[serde(skip)]
     in_flight: Option<Request>,
+    /// The path of the next page, asked for beside the batch in flight.
+    #[serde(skip)]
+    prefetch_in_flight: Option<String>,
+    /// That page's users, read: taken when the run gets to it.
+    #[serde(skip)]
+    prefetched: Option<Prefetched>,
     #[serde(skip)]
     logs: VecDeque<LogRecord>,
 }
@@ -520,6 +542,8 @@ impl Run {
             rate_limited: 0,
             work: None,
             in_flight: None,
+            prefetch_in_flight: None,
+            prefetched: None,
             logs: VecDeque::new(),
         }
     }
@@ -593,6 +617,7 @@ impl Run {
     /// rate limit, since it will be sent again).
     pub fn poll(&mut self, now: UnixMillis) -> Action {
         self.in_flight = None;
+        self.prefetch_in_flight = None;
         // Each turn without a request finishes a page or a phase, so this
         // ends; the bound only guards against a state that would not.
         for _ in 0..10_000 {
@@ -617,6 +642,81 @@ impl Run {
             return action;
         }
         Action::WakeAt(now.plus_millis(WINDOW_MS))
+    }
+
+    /// A request the caller may perform beside the one [`Run::poll`] just
+    /// asked for, concurrently: while an upsert page's batch is in flight,
+    /// the next Clerk page. `None` when there is none, or when the rate
+    /// window or a wait has no room for it now (the page is then asked for
+    /// in its turn). Persist the run after this too (the request is in the
+    /// rate window now), and give its answer to [`Run::handle_prefetch`].
+    ///
+    /// Nothing of the next page counts until its own batch is answered, so
+    /// the cursor and the counters move exactly as without it; what a
+    /// restart loses is only the page read ahead, asked for again.
+    pub fn poll_prefetch(&mut self, now: UnixMillis) -> Option<Action> {
+        if !self.is_running()
+            || self.in_flight != Some(Request::ApiBatch)
+            || self.prefetch_in_flight.is_some()
+            || now.as_millis() < self.not_before
+        {
+            return None;
+        }
+        let (Phase::Upsert { .. }, Some(work)) = (&self.phase, &self.work) else {
+            return None;
+        };
+        let Phase::Upsert { after } = &work.next else {
+            return None;
+        };
+        let path_and_query = list_path(self.config.page_size(), after.first().map(String::as_str));
+        if self
+            .prefetched
+            .as_ref()
+            .is_some_and(|p| p.path_and_query == path_and_query)
+        {
+            return None;
+        }
+        if self.clerk_sent.next_slot(now, self.config.rate_limit()) > now {
+            return None;
+        }
+        self.clerk_sent.record(now);
+        self.counters.clerk_requests = self.counters.clerk_requests.saturating_add(1);
+        self.prefetch_in_flight = Some(path_and_query.clone());
+        Some(Action::Clerk { path_and_query })
+    }
+
+    /// Tells the run what became of the request [`Run::poll_prefetch`] asked
+    /// for. A page read is kept for its turn; a 429 makes the run wait as
+    /// any 429 does (never sooner than Clerk asked); any other failure is
+    /// forgotten (a `Retry-After` beside it still holds), and the page is
+    /// asked for again in its turn, where its errors count.
+    pub fn handle_prefetch(&mut self, now: UnixMillis, answer: Answer) {
+        let Some(path_and_query) = self.prefetch_in_flight.take() else {
+            return;
+        };
+        if !self.is_running() {
+            return;
+        }
+        let Answer::Status {
+            status,
+            retry_after,
+            body,
+        } = answer
+        else {
+            return;
+        };
+        match status {
+            200..=299 => {
+                if let Ok(entries) = parse_users(&body, self.config.page_size() as usize) {
+                    self.prefetched = Some(Prefetched {
+                        path_and_query,
+                        entries,
+                    });
+                }
+            }
+            429 => self.rate_limited(now, retry_after.as_deref()),
+            _ => self.wait_at_least(now, retry_after.as_deref()),
+        }
     }
 
     /// The request the page or phase needs, or `None` after a step that
@@ -645,6 +745,19 @@ impl Run {
             Phase::Upsert { after } => {
                 let path_and_query =
                     list_path(self.config.page_size(), after.first().map(String::as_str));
+                if let Some(ahead) = self.prefetched.take() {
+                    if ahead.path_and_query == path_and_query {
+                        // As if asked and answered now: the request was counted when sent.
+                        self.rate_limited = 0;
+                        match self.take_page(now, ahead.entries) {
+                            Ok(()) => self.attempts = 0,
+                            Err(BadResponse(message)) => {
+                                self.retry(now, ErrorCode::ClerkBadResponse, message.to_owned())
+                            }
+                        }
+                        return None;
+                    }
+                }
                 Some((Request::ClerkPage, Action::Clerk { path_and_query }))
             }
             Phase::Sweep { after } => {
@@ -864,11 +977,20 @@ impl Run {
     }
 
     fn on_page(&mut self, now: UnixMillis, body: &[u8]) -> Result<(), BadResponse> {
+        if !matches!(self.phase, Phase::Upsert { .. }) {
+            return Ok(());
+        }
+        let entries = parse_users(body, self.config.page_size() as usize)?;
+        self.take_page(now, entries)
+    }
+
+    /// A page of users read (just now, or fetched ahead): its work, and the
+    /// phase after it.
+    fn take_page(&mut self, now: UnixMillis, entries: Vec<Entry>) -> Result<(), BadResponse> {
         let Phase::Upsert { after: before } = &self.phase else {
             return Ok(());
         };
         let limit = self.config.page_size() as usize;
-        let entries = parse_users(body, limit)?;
         let next = if entries.len() < limit {
             Phase::Sweep { after: None }
         } else {
@@ -1092,6 +1214,8 @@ impl Run {
         }
         self.work = None;
         self.in_flight = None;
+        self.prefetch_in_flight = None;
+        self.prefetched = None;
         self.logs.push_back(LogRecord {
             level: match state {
                 RunState::Failed => "error",
