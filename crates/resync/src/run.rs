@@ -15,8 +15,8 @@ use clerk_sync_contract::{BatchRequest, Command, CommandKind, Outcome, Provenanc
 use serde::{Deserialize, Serialize};
 
 use crate::clerk_api::{
-    self, list_path, lookup_path, parse_count, parse_users, BadResponse, Entry, LookupKey,
-    MappedUser, Reject,
+    self, list_path, lookup_path, parse_count, parse_ids, parse_users, BadResponse, Entry,
+    LookupKey, MappedUser, Reject,
 };
 use crate::config::RunConfig;
 use crate::main_api::{parse_batch, parse_rows, rows_path, Row, RowFilter};
@@ -290,6 +290,15 @@ impl Work {
                 Err(reject) => {
                     self.unmappable.insert(id, reject);
                 }
+            }
+        }
+    }
+
+    /// Takes one answer to a lookup by id that only asks which ids exist.
+    fn take_ids(&mut self, asked: &[String], ids: impl Iterator<Item = String>) {
+        for id in ids {
+            if asked.contains(&id) {
+                self.present.insert(id);
             }
         }
     }
@@ -1041,7 +1050,23 @@ impl Run {
         let Some(lookup) = work.lookups.front() else {
             return Ok(());
         };
-        let entries = parse_users(body, lookup.values.len().max(1))?;
+        let limit = lookup.values.len().max(1);
+        if matches!(work.resolve, Resolve::Sweep(_)) {
+            // The sweep asks only which ids exist: nothing else is read.
+            let ids = parse_ids(body, limit)?;
+            if ids.iter().any(Option::is_none) {
+                return Err(BadResponse(
+                    "clerk answered a lookup with a user without an id",
+                ));
+            }
+            let Some(lookup) = work.lookups.pop_front() else {
+                return Ok(());
+            };
+            work.take_ids(&lookup.values, ids.into_iter().flatten());
+            self.advance_work(now);
+            return Ok(());
+        }
+        let entries = parse_users(body, limit)?;
         // "Not among the ids returned" deletes a row: an answer whose users
         // cannot all be named says nothing about which ids are missing.
         if lookup.key == LookupKey::UserId && entries.iter().any(|e| e.id.is_none()) {
