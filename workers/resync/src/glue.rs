@@ -326,22 +326,31 @@ impl ResyncCoordinator {
         Ok(())
     }
 
+    /// Stores what changed since the last save (see [`Coordinator::changes`]).
     async fn save(&self) -> std::result::Result<(), AdminError> {
         let (run, history) = self.with(|c| {
             c.archive();
-            (c.run_json(), c.history_json())
+            c.changes()
         });
-        let storage = self.state.storage();
-        if let Some(run) = run {
-            let run = String::from_utf8(run).map_err(|_| AdminError::Storage)?;
-            storage
-                .put(RUN_KEY, run)
-                .await
-                .map_err(|_| AdminError::Storage)?;
+        let stored = self.put(RUN_KEY, run).await;
+        let stored = match stored {
+            Ok(()) => self.put(HISTORY_KEY, history).await,
+            Err(e) => Err(e),
+        };
+        if stored.is_err() {
+            self.with(Coordinator::forget_stored);
         }
-        let history = String::from_utf8(history).map_err(|_| AdminError::Storage)?;
-        storage
-            .put(HISTORY_KEY, history)
+        stored
+    }
+
+    async fn put(&self, key: &str, bytes: Option<Vec<u8>>) -> std::result::Result<(), AdminError> {
+        let Some(bytes) = bytes else {
+            return Ok(());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| AdminError::Storage)?;
+        self.state
+            .storage()
+            .put(key, text)
             .await
             .map_err(|_| AdminError::Storage)
     }
