@@ -322,9 +322,11 @@ def resync_section(add):
         "minimum and never waits on the rate limit at this speed; it reads the next Clerk page while a batch is "
         "applied, and the sweep reads the main API's rows 500 at a time (5 lookups of 100 ids each) and only "
         "the ids of Clerk's answers. What is left is mostly D1: at this rate the batches alone take longer than "
-        "the goal allows for the whole run (50 s for 100,000 users). Next: the main API's batch SQL (natively, "
-        "its heaviest statements are the ones that render the rows' state and data and store the Clerk users), "
-        "then a measurement on real D1.")
+        "the goal allows for the whole run (50 s for 100,000 users). Natively (the main API's tests on rusqlite, "
+        "release build) the same 500 new users take 50 ms a batch, 42 ms of it in SQLite (the heaviest "
+        "statement, the rows' state, 8 ms): most of a batch's time here is outside its SQL (the local D1 layer "
+        "of `wrangler dev`, the main API's wasm, a busy machine), so the SQL could give at most about 15%. "
+        "Next: a measurement on real D1, then whatever it shows.")
     add(f"- 1,000,000 users on the platform, estimated: Clerk's production limit alone allows a full run "
         f"in about {(1 + 2_001 + 10_000) / 100:.0f} s "
         "(12,002 requests at 100 per s); at the D1 rate measured here the batches take about "
