@@ -255,6 +255,33 @@ def write():
     print("report: wrote BENCHMARKS.md", file=sys.stderr)
 
 
+RESYNC_TRIED = """Issue 9's speed-up (2026-12-07), measured back to back with the run as it was before (`59a7de9`),
+one run each, on a busy shared machine (load average 6.4 at the end of the run with the changes,
+11.8 at the end of the one without; the figures above are the run with the changes):
+
+| figure | before | after |
+|---|---|---|
+| wall time | 166.6 s | 107.0 s |
+| users per second | 600 | 935 |
+| upsert phase (count, pages, batches) | 90.0 s | 79.5 s |
+| of it outside the batches (phase − 200 × median batch) | 28.2 s | 9.9 s |
+| deletion sweep | 76.6 s | 27.5 s |
+| D1 median per 500-command batch | 309 ms | 348 ms |
+| Clerk requests | 1,202 | 1,202 |
+
+The changes, all kept: the next Clerk page is read while a batch is applied (`Run::poll_prefetch`; the
+Durable Object performs both at once and hands the page back as it comes); rows pages of
+min(page size, 5 × lookup size) rows, 500 by default, not 100 (a page is still at most 5 lookups long, so
+a restart under heavy 429s redoes little); the sweep reads only the ids of a lookup's answer (natively
+597 → 97 µs per 100-user answer); the Durable Object stores only what changed (most answers change nothing
+persisted; the history only at a run's end). They were measured together, not one by one: the upsert
+phase's time outside the batches is what reading ahead and fewer writes saved, the sweep's what fewer
+rows reads, lighter parsing and fewer writes saved. The previous report's run of the code before, on a
+quieter machine (load average 3.4), took 119.4 s (838 users/s, 289 ms per batch). Not pursued: the main
+API's one JSON parameter copied into each of a chunk's statements (7 copies of about 200 KB per batch: a
+few milliseconds by estimate against about 300 ms; not measured)."""
+
+
 def resync_section(add):
     """A full re-sync of RESYNC_BENCH_USERS users (scripts/bench-resync.sh)."""
     path = OUT / "resync.json"
@@ -292,14 +319,21 @@ def resync_section(add):
         f"{r['d1_batch_ms_median'] / 500:.2f} ms per user on local SQLite): the main API applies a batch in "
         "chunks of distinct users, each by the same 17 statements over one JSON parameter, however many users; it was 17 "
         "statements per user, 1,348 ms per batch and 273 users/s before. The run asks Clerk for exactly the "
-        "minimum and never waits on the rate limit at this speed: the rest is one request at a time. Next: "
-        "fetch the next Clerk page while the batch is applied, read the sweep's rows 500 at a time (5 lookups "
-        "each, not 1), then a measurement on real D1.")
+        "minimum and never waits on the rate limit at this speed; it reads the next Clerk page while a batch is "
+        "applied, and the sweep reads the main API's rows 500 at a time (5 lookups of 100 ids each) and only "
+        "the ids of Clerk's answers. What is left is mostly D1: at this rate the batches alone take longer than "
+        "the goal allows for the whole run (50 s for 100,000 users). Natively (the main API's tests on rusqlite, "
+        "release build) the same 500 new users take 50 ms a batch, 42 ms of it in SQLite (the heaviest "
+        "statement, the rows' state, 8 ms): most of a batch's time here is outside its SQL (the local D1 layer "
+        "of `wrangler dev`, the main API's wasm, a busy machine), so the SQL could give at most about 15%. "
+        "Next: a measurement on real D1, then whatever it shows.")
     add(f"- 1,000,000 users on the platform, estimated: Clerk's production limit alone allows a full run "
         f"in about {(1 + 2_001 + 10_000) / 100:.0f} s "
         "(12,002 requests at 100 per s); at the D1 rate measured here the batches take about "
         f"{d1_s * 1_000_000 / users / 60:.0f} min. A run is resumable from its last page, so its length is "
         "bounded by neither a Worker's invocation limits nor a restart.")
+    add("")
+    add(RESYNC_TRIED)
     add("")
 
 

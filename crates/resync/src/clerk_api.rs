@@ -156,6 +156,92 @@ fn entry(item: Value) -> Entry {
     Entry { id, user }
 }
 
+/// Reads a `GET /v1/users` answer for its users' ids only (the sweep asks
+/// nothing else): the same bare array and bound as [`parse_users`], each
+/// element's `id` as [`Entry::id`] reads it, and nothing else of it built.
+pub fn parse_ids(body: &[u8], limit: usize) -> Result<Vec<Option<String>>, BadResponse> {
+    let ids: Vec<IdOf> = serde_json::from_slice(body).map_err(|_| {
+        // The same refusals as `parse_users`, told apart the same way.
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => BadResponse("clerk answered with something other than an array"),
+            Err(_) => BadResponse("clerk answered with invalid json"),
+        }
+    })?;
+    if ids.len() > limit {
+        return Err(BadResponse("clerk answered with more users than asked for"));
+    }
+    Ok(ids.into_iter().map(|IdOf(id)| id).collect())
+}
+
+/// An element's `id` when it is an object with a string `id` (the last one,
+/// as `serde_json::Value` keeps it); any other element reads as `None`.
+struct IdOf(Option<String>);
+
+impl<'de> Deserialize<'de> for IdOf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct IsId(bool);
+        impl<'de> Deserialize<'de> for IsId {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Key;
+                impl Visitor<'_> for Key {
+                    type Value = IsId;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IsId, E> {
+                        Ok(IsId(v == "id"))
+                    }
+                }
+                d.deserialize_str(Key)
+            }
+        }
+
+        struct Element;
+        impl<'de> Visitor<'de> for Element {
+            type Value = IdOf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any json value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdOf, A::Error> {
+                let mut id = None;
+                while let Some(IsId(is_id)) = map.next_key()? {
+                    if is_id {
+                        id = map.next_value::<Value>()?.as_str().map(str::to_owned);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(IdOf(id))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IdOf, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IdOf(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+            fn visit_unit<E>(self) -> Result<IdOf, E> {
+                Ok(IdOf(None))
+            }
+        }
+        d.deserialize_any(Element)
+    }
+}
+
 /// Reads `GET /v1/users/count`.
 pub fn parse_count(body: &[u8]) -> Result<u64, BadResponse> {
     #[derive(Deserialize)]
@@ -213,6 +299,25 @@ mod tests {
                 (Some("u3"), Some("time_out_of_range")),
             ]
         );
+        // The sweep's reading of the same answer: the same ids.
+        let ids = parse_ids(body, 500).unwrap();
+        let want: Vec<Option<String>> = entries.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(ids, want);
+        let odd = br#"[{"id":"a","id":"b"},{"x":{"id":"c"},"id":null},[{"id":"d"}],"e",null,true,1.5,{"id":"\u0066"}]"#;
+        let from_values: Vec<Option<String>> = parse_users(odd, 9)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(parse_ids(odd, 9).unwrap(), from_values);
+        assert_eq!(from_values[0].as_deref(), Some("b"));
+        for bad in [&b"{\"data\":[]}"[..], b"<html>", b"[1,2,3]", b"[{\"id\":}]"] {
+            assert_eq!(
+                parse_ids(bad, 2).err(),
+                parse_users(bad, 2).err(),
+                "{bad:?}"
+            );
+        }
         assert!(parse_users(b"{\"data\":[]}", 500).is_err());
         assert!(parse_users(b"<html>", 500).is_err());
         assert!(parse_users(b"[1,2,3]", 2).is_err());

@@ -11,6 +11,10 @@ use crate::clerk_api::{MAX_LIST_LIMIT, MAX_LOOKUP_VALUES};
 /// 1000 on production ones.
 pub const DEFAULT_RATE_LIMIT_PER_10S: u32 = 100;
 pub const MAX_RATE_LIMIT_PER_10S: u32 = 1000;
+/// Lookups one page of the main API's rows needs at most: a page is redone
+/// whole after a restart, so it must stay short when lookups are small and
+/// 429s frequent.
+pub const LOOKUPS_PER_ROWS_PAGE: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -19,7 +23,8 @@ pub struct RunConfig {
     pub rate_limit_per_10s: u32,
     /// Users per `GET /v1/users` page, and so per upsert batch (1–500).
     pub page_size: u32,
-    /// Values per Clerk lookup, and rows per main-API page (1–100).
+    /// Values per Clerk lookup (1–100); rows per main-API page follow from
+    /// it and `page_size` ([`RunConfig::rows_limit`]).
     pub lookup_size: u32,
     /// Tries of one request before the run fails (1–20).
     pub max_attempts: u32,
@@ -78,6 +83,13 @@ impl RunConfig {
     }
     pub fn lookup_size(&self) -> u32 {
         self.lookup_size.clamp(1, MAX_LOOKUP_VALUES)
+    }
+    /// Rows per page of the main API's rows (the sweep, `failed`,
+    /// `pending`): as many as [`LOOKUPS_PER_ROWS_PAGE`] lookups take, at
+    /// most a Clerk page (500 by default, the rows endpoint's limit too).
+    pub fn rows_limit(&self) -> u32 {
+        self.page_size()
+            .min(self.lookup_size().saturating_mul(LOOKUPS_PER_ROWS_PAGE))
     }
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts.clamp(1, 20)
@@ -151,6 +163,24 @@ mod tests {
         );
         assert_eq!(c.backoff_ms(1), 1);
         assert_eq!(c.backoff_ms(u32::MAX), 1);
+    }
+
+    #[test]
+    fn rows_pages_hold_five_lookups_at_most_a_clerk_page() {
+        let rows = |page_size, lookup_size| {
+            RunConfig {
+                page_size,
+                lookup_size,
+                ..RunConfig::default()
+            }
+            .rows_limit()
+        };
+        assert_eq!(RunConfig::default().rows_limit(), 500);
+        assert_eq!(rows(500, 1), 5);
+        assert_eq!(rows(500, 10), 50);
+        assert_eq!(rows(7, 100), 7);
+        assert_eq!(rows(0, 0), 1);
+        assert_eq!(rows(u32::MAX, u32::MAX), 500);
     }
 
     #[test]

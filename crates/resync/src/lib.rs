@@ -10,19 +10,25 @@
 //! let mut run = Run::from_json(&stored)?;          // or Run::new(id, parse_start(body)?, config, now)
 //! loop {
 //!     let action = run.poll(now());
-//!     storage.put(run.to_json());                  // before the request: it is in the rate window now
+//!     let beside = run.poll_prefetch(now());       // the next page while a batch is in flight
+//!     storage.put(run.to_json());                  // before the requests: they are in the rate window now
 //!     let answer = match action {
 //!         Action::Clerk { path_and_query } => get(clerk_url + path_and_query, clerk_key),
 //!         Action::ApiGet { path_and_query } => get(api_url + path_and_query, api_secret),
 //!         Action::ApiBatch { body } => post(api_url + BATCH_PATH, body, api_secret),
 //!         Action::WakeAt(t) => { set_alarm(t); break }
 //!         Action::Finished => break,
-//!     };
+//!     };  // performed together with `beside`, each answer handed back as it comes:
+//!     run.handle_prefetch(now(), beside_answer);
 //!     run.handle(now(), answer);
 //!     storage.put(run.to_json());
 //!     while let Some(record) = run.poll_log() { log(record) }   // a page done: a good place to yield
 //! }
 //! ```
+//!
+//! The page read beside a batch only waits for its turn: it is taken when
+//! the batch before it is answered, so the cursor and the counters move
+//! page by page as without it, and a restart loses only that read.
 //!
 //! Persisting after `poll` matters: the request's time is then part of the
 //! rate window, so a restart cannot exceed the limit. What is not persisted

@@ -15,8 +15,8 @@ use clerk_sync_contract::{BatchRequest, Command, CommandKind, Outcome, Provenanc
 use serde::{Deserialize, Serialize};
 
 use crate::clerk_api::{
-    self, list_path, lookup_path, parse_count, parse_users, BadResponse, Entry, LookupKey,
-    MappedUser, Reject,
+    self, list_path, lookup_path, parse_count, parse_ids, parse_users, BadResponse, Entry,
+    LookupKey, MappedUser, Reject,
 };
 use crate::config::RunConfig;
 use crate::main_api::{parse_batch, parse_rows, rows_path, Row, RowFilter};
@@ -294,6 +294,15 @@ impl Work {
         }
     }
 
+    /// Takes one answer to a lookup by id that only asks which ids exist.
+    fn take_ids(&mut self, asked: &[String], ids: impl Iterator<Item = String>) {
+        for id in ids {
+            if asked.contains(&id) {
+                self.present.insert(id);
+            }
+        }
+    }
+
     /// Turns the lookups' answers into upserts and deletes.
     fn resolve(&mut self) {
         if self.resolved {
@@ -446,6 +455,22 @@ fn api_code(error: Option<&str>) -> &str {
     }
 }
 
+/// A Clerk page read ahead of its turn. Not persisted. Its `Debug` shows
+/// the count only: it holds users' emails and names.
+#[derive(Clone)]
+struct Prefetched {
+    path_and_query: String,
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Prefetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetched")
+            .field("users", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// One re-sync run. Serialize it (or [`Run::to_json`]) to persist it; the
 /// page in progress is not part of it and is redone after a restore.
 ///
@@ -487,6 +512,12 @@ pub struct Run {
     work: Option<Work>,
     #[serde(skip)]
     in_flight: Option<Request>,
+    /// The path of the next page, asked for beside the batch in flight.
+    #[serde(skip)]
+    prefetch_in_flight: Option<String>,
+    /// That page's users, read: taken when the run gets to it.
+    #[serde(skip)]
+    prefetched: Option<Prefetched>,
     #[serde(skip)]
     logs: VecDeque<LogRecord>,
 }
@@ -520,6 +551,8 @@ impl Run {
             rate_limited: 0,
             work: None,
             in_flight: None,
+            prefetch_in_flight: None,
+            prefetched: None,
             logs: VecDeque::new(),
         }
     }
@@ -593,6 +626,7 @@ impl Run {
     /// rate limit, since it will be sent again).
     pub fn poll(&mut self, now: UnixMillis) -> Action {
         self.in_flight = None;
+        self.prefetch_in_flight = None;
         // Each turn without a request finishes a page or a phase, so this
         // ends; the bound only guards against a state that would not.
         for _ in 0..10_000 {
@@ -619,6 +653,81 @@ impl Run {
         Action::WakeAt(now.plus_millis(WINDOW_MS))
     }
 
+    /// A request the caller may perform beside the one [`Run::poll`] just
+    /// asked for, concurrently: while an upsert page's batch is in flight,
+    /// the next Clerk page. `None` when there is none, or when the rate
+    /// window or a wait has no room for it now (the page is then asked for
+    /// in its turn). Persist the run after this too (the request is in the
+    /// rate window now), and give its answer to [`Run::handle_prefetch`].
+    ///
+    /// Nothing of the next page counts until its own batch is answered, so
+    /// the cursor and the counters move exactly as without it; what a
+    /// restart loses is only the page read ahead, asked for again.
+    pub fn poll_prefetch(&mut self, now: UnixMillis) -> Option<Action> {
+        if !self.is_running()
+            || self.in_flight != Some(Request::ApiBatch)
+            || self.prefetch_in_flight.is_some()
+            || now.as_millis() < self.not_before
+        {
+            return None;
+        }
+        let (Phase::Upsert { .. }, Some(work)) = (&self.phase, &self.work) else {
+            return None;
+        };
+        let Phase::Upsert { after } = &work.next else {
+            return None;
+        };
+        let path_and_query = list_path(self.config.page_size(), after.first().map(String::as_str));
+        if self
+            .prefetched
+            .as_ref()
+            .is_some_and(|p| p.path_and_query == path_and_query)
+        {
+            return None;
+        }
+        if self.clerk_sent.next_slot(now, self.config.rate_limit()) > now {
+            return None;
+        }
+        self.clerk_sent.record(now);
+        self.counters.clerk_requests = self.counters.clerk_requests.saturating_add(1);
+        self.prefetch_in_flight = Some(path_and_query.clone());
+        Some(Action::Clerk { path_and_query })
+    }
+
+    /// Tells the run what became of the request [`Run::poll_prefetch`] asked
+    /// for. A page read is kept for its turn; a 429 makes the run wait as
+    /// any 429 does (never sooner than Clerk asked); any other failure is
+    /// forgotten (a `Retry-After` beside it still holds), and the page is
+    /// asked for again in its turn, where its errors count.
+    pub fn handle_prefetch(&mut self, now: UnixMillis, answer: Answer) {
+        let Some(path_and_query) = self.prefetch_in_flight.take() else {
+            return;
+        };
+        if !self.is_running() {
+            return;
+        }
+        let Answer::Status {
+            status,
+            retry_after,
+            body,
+        } = answer
+        else {
+            return;
+        };
+        match status {
+            200..=299 => {
+                if let Ok(entries) = parse_users(&body, self.config.page_size() as usize) {
+                    self.prefetched = Some(Prefetched {
+                        path_and_query,
+                        entries,
+                    });
+                }
+            }
+            429 => self.rate_limited(now, retry_after.as_deref()),
+            _ => self.wait_at_least(now, retry_after.as_deref()),
+        }
+    }
+
     /// The request the page or phase needs, or `None` after a step that
     /// needed none (the caller asks again).
     fn next_request(&mut self, now: UnixMillis) -> Option<(Request, Action)> {
@@ -634,7 +743,7 @@ impl Run {
             self.advance_work(now);
             return None;
         }
-        let lookup_size = self.config.lookup_size();
+        let rows_limit = self.config.rows_limit();
         match &self.phase {
             Phase::Count => Some((
                 Request::ClerkCount,
@@ -645,14 +754,27 @@ impl Run {
             Phase::Upsert { after } => {
                 let path_and_query =
                     list_path(self.config.page_size(), after.first().map(String::as_str));
+                if let Some(ahead) = self.prefetched.take() {
+                    if ahead.path_and_query == path_and_query {
+                        // As if asked and answered now: the request was counted when sent.
+                        self.rate_limited = 0;
+                        match self.take_page(now, ahead.entries) {
+                            Ok(()) => self.attempts = 0,
+                            Err(BadResponse(message)) => {
+                                self.retry(now, ErrorCode::ClerkBadResponse, message.to_owned())
+                            }
+                        }
+                        return None;
+                    }
+                }
                 Some((Request::ClerkPage, Action::Clerk { path_and_query }))
             }
             Phase::Sweep { after } => {
-                let path_and_query = rows_path(RowFilter::Live, after.as_deref(), lookup_size);
+                let path_and_query = rows_path(RowFilter::Live, after.as_deref(), rows_limit);
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
             Phase::Rows { after } => {
-                let path_and_query = rows_path(self.row_filter(), after.as_deref(), lookup_size);
+                let path_and_query = rows_path(self.row_filter(), after.as_deref(), rows_limit);
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
             Phase::Users { next } => {
@@ -864,11 +986,20 @@ impl Run {
     }
 
     fn on_page(&mut self, now: UnixMillis, body: &[u8]) -> Result<(), BadResponse> {
+        if !matches!(self.phase, Phase::Upsert { .. }) {
+            return Ok(());
+        }
+        let entries = parse_users(body, self.config.page_size() as usize)?;
+        self.take_page(now, entries)
+    }
+
+    /// A page of users read (just now, or fetched ahead): its work, and the
+    /// phase after it.
+    fn take_page(&mut self, now: UnixMillis, entries: Vec<Entry>) -> Result<(), BadResponse> {
         let Phase::Upsert { after: before } = &self.phase else {
             return Ok(());
         };
         let limit = self.config.page_size() as usize;
-        let entries = parse_users(body, limit)?;
         let next = if entries.len() < limit {
             Phase::Sweep { after: None }
         } else {
@@ -919,7 +1050,23 @@ impl Run {
         let Some(lookup) = work.lookups.front() else {
             return Ok(());
         };
-        let entries = parse_users(body, lookup.values.len().max(1))?;
+        let limit = lookup.values.len().max(1);
+        if matches!(work.resolve, Resolve::Sweep(_)) {
+            // The sweep asks only which ids exist: nothing else is read.
+            let ids = parse_ids(body, limit)?;
+            if ids.iter().any(Option::is_none) {
+                return Err(BadResponse(
+                    "clerk answered a lookup with a user without an id",
+                ));
+            }
+            let Some(lookup) = work.lookups.pop_front() else {
+                return Ok(());
+            };
+            work.take_ids(&lookup.values, ids.into_iter().flatten());
+            self.advance_work(now);
+            return Ok(());
+        }
+        let entries = parse_users(body, limit)?;
         // "Not among the ids returned" deletes a row: an answer whose users
         // cannot all be named says nothing about which ids are missing.
         if lookup.key == LookupKey::UserId && entries.iter().any(|e| e.id.is_none()) {
@@ -941,7 +1088,8 @@ impl Run {
             Phase::Rows { after } => (after.clone(), false),
             _ => return Ok(()),
         };
-        let limit = self.config.lookup_size() as usize;
+        let limit = self.config.rows_limit() as usize;
+        let size = self.config.lookup_size() as usize;
         let page = parse_rows(body, limit, after.as_deref())?;
         let next = match (page.next_after, sweep) {
             (None, _) => Phase::Done,
@@ -949,11 +1097,11 @@ impl Run {
             (Some(after), false) => Phase::Rows { after: Some(after) },
         };
         let work = if sweep {
-            sweep_work(next, page.users, limit)
+            sweep_work(next, page.users, size)
         } else if self.scope == Scope::Pending {
-            pending_work(next, page.users, limit)
+            pending_work(next, page.users, size)
         } else {
-            failed_work(next, page.users, limit)
+            failed_work(next, page.users, size)
         };
         self.work = Some(work);
         self.advance_work(now);
@@ -1091,6 +1239,8 @@ impl Run {
         }
         self.work = None;
         self.in_flight = None;
+        self.prefetch_in_flight = None;
+        self.prefetched = None;
         self.logs.push_back(LogRecord {
             level: match state {
                 RunState::Failed => "error",

@@ -19,6 +19,14 @@ pub struct Coordinator {
     run: Option<Run>,
     /// Statuses of finished runs, newest first.
     history: Vec<Value>,
+    /// The bytes [`Coordinator::changes`] last handed out to be stored.
+    stored: Stored,
+}
+
+#[derive(Debug, Default)]
+struct Stored {
+    run: Option<Vec<u8>>,
+    history: Option<Vec<u8>>,
 }
 
 impl Coordinator {
@@ -34,7 +42,14 @@ impl Coordinator {
         let history = history
             .and_then(|h| serde_json::from_slice::<Vec<Value>>(h).ok())
             .unwrap_or_default();
-        (Self { run, history }, error)
+        (
+            Self {
+                run,
+                history,
+                stored: Stored::default(),
+            },
+            error,
+        )
     }
 
     pub fn run_json(&self) -> Option<Vec<u8>> {
@@ -43,6 +58,30 @@ impl Coordinator {
 
     pub fn history_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.history).expect("values serialize")
+    }
+
+    /// What to store now: the run's bytes and the history's, each only
+    /// when it differs from what this handed out last (most answers change
+    /// nothing that is persisted: a write of the same bytes is skipped).
+    /// When storing fails, [`Coordinator::forget_stored`].
+    pub fn changes(&mut self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let changed = |now: Vec<u8>, last: &mut Option<Vec<u8>>| {
+            (last.as_ref() != Some(&now)).then(|| {
+                *last = Some(now.clone());
+                now
+            })
+        };
+        let run = self
+            .run_json()
+            .and_then(|now| changed(now, &mut self.stored.run));
+        let history = changed(self.history_json(), &mut self.stored.history);
+        (run, history)
+    }
+
+    /// Storing what [`Coordinator::changes`] handed out failed: everything
+    /// is handed out again next time.
+    pub fn forget_stored(&mut self) {
+        self.stored = Stored::default();
     }
 
     pub fn run_mut(&mut self) -> Option<&mut Run> {
@@ -206,6 +245,27 @@ mod tests {
         assert_eq!(back.history.len(), HISTORY_LEN);
         assert_eq!(back.latest(), c.latest());
         assert_eq!(back.runs(), c.runs());
+    }
+
+    #[test]
+    fn only_what_changed_is_stored_again() {
+        let mut c = Coordinator::default();
+        let (run, history) = c.changes();
+        assert_eq!((run, history.as_deref()), (None, Some(&b"[]"[..])));
+        assert_eq!(c.changes(), (None, None));
+        let a = started(&mut c, Scope::All, 1);
+        let (run, history) = c.changes();
+        assert!(run.is_some() && history.is_none());
+        assert_eq!(c.changes(), (None, None), "nothing changed");
+        let action = c.run_mut().unwrap().poll(T);
+        assert!(matches!(action, clerk_sync_resync::Action::Clerk { .. }));
+        let (run, _) = c.changes();
+        assert_eq!(run, c.run_json(), "a request is in the rate window now");
+        c.forget_stored();
+        assert_eq!(c.changes(), (c.run_json(), Some(c.history_json())));
+        c.cancel(&a, T).unwrap();
+        let (run, history) = c.changes();
+        assert!(run.is_some() && history.is_some());
     }
 
     #[test]

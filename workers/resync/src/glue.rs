@@ -10,7 +10,9 @@
 //! until [`ALARM_BUDGET_MS`] has passed at the end of a page (the next alarm
 //! is set for now). Progress is stored after every request and answer, so
 //! a process that dies mid-page resumes at that page on the next alarm,
-//! which the runtime keeps across restarts.
+//! which the runtime keeps across restarts. While a page's batch is in
+//! flight the next Clerk page is read beside it, when the run allows
+//! ([`Run::poll_prefetch`]): the two requests run concurrently.
 
 use std::cell::{Cell, RefCell};
 
@@ -18,7 +20,8 @@ use clerk_sync_contract::batch::BATCH_PATH;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::{exchange, json_response, read_body, BodyError, Exchanged, Outgoing};
-use clerk_sync_resync::{parse_start, Action, Answer, Run, Scope};
+use clerk_sync_resync::{parse_start, Action, Answer, Run, RunId, Scope};
+use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use worker::{
     console_log, durable_object, event, Context, Date, DurableObject, Env, Method, Request,
@@ -322,22 +325,31 @@ impl ResyncCoordinator {
         Ok(())
     }
 
+    /// Stores what changed since the last save (see [`Coordinator::changes`]).
     async fn save(&self) -> std::result::Result<(), AdminError> {
         let (run, history) = self.with(|c| {
             c.archive();
-            (c.run_json(), c.history_json())
+            c.changes()
         });
-        let storage = self.state.storage();
-        if let Some(run) = run {
-            let run = String::from_utf8(run).map_err(|_| AdminError::Storage)?;
-            storage
-                .put(RUN_KEY, run)
-                .await
-                .map_err(|_| AdminError::Storage)?;
+        let stored = self.put(RUN_KEY, run).await;
+        let stored = match stored {
+            Ok(()) => self.put(HISTORY_KEY, history).await,
+            Err(e) => Err(e),
+        };
+        if stored.is_err() {
+            self.with(Coordinator::forget_stored);
         }
-        let history = String::from_utf8(history).map_err(|_| AdminError::Storage)?;
-        storage
-            .put(HISTORY_KEY, history)
+        stored
+    }
+
+    async fn put(&self, key: &str, bytes: Option<Vec<u8>>) -> std::result::Result<(), AdminError> {
+        let Some(bytes) = bytes else {
+            return Ok(());
+        };
+        let text = String::from_utf8(bytes).map_err(|_| AdminError::Storage)?;
+        self.state
+            .storage()
+            .put(key, text)
             .await
             .map_err(|_| AdminError::Storage)
     }
@@ -389,11 +401,14 @@ impl ResyncCoordinator {
         };
         let budget_end = now().as_millis() + ALARM_BUDGET_MS;
         loop {
-            let (run_id, action) =
-                match self.with(|c| c.run_mut().map(|r| (r.run_id().clone(), r.poll(now())))) {
-                    Some(step) => step,
-                    None => return None,
-                };
+            let step = self.with(|c| {
+                c.run_mut().map(|r| {
+                    let action = r.poll(now());
+                    let beside = r.poll_prefetch(now());
+                    (r.run_id().clone(), action, beside)
+                })
+            });
+            let (run_id, action, beside) = step?;
             let answer = match &action {
                 Action::Finished => {
                     self.save().await.ok()?;
@@ -410,7 +425,10 @@ impl ResyncCoordinator {
                     if self.save().await.is_err() {
                         return Some(5_000);
                     }
-                    perform(&config, action).await
+                    match beside {
+                        None => perform(&config, action).await,
+                        Some(beside) => self.perform_beside(&config, &run_id, action, beside).await,
+                    }
                 }
             };
             let logs = self.with(|c| match c.run_mut() {
@@ -431,6 +449,48 @@ impl ResyncCoordinator {
             if page_done && now().as_millis() >= budget_end {
                 return Some(0);
             }
+        }
+    }
+}
+
+impl ResyncCoordinator {
+    /// The run's request and the one it allows beside it, concurrently:
+    /// the second's answer is handed back (and stored) as soon as it comes,
+    /// so a page is read while the batch before it is applied. Returns the
+    /// first's answer.
+    async fn perform_beside(
+        &self,
+        config: &ResyncConfig,
+        run_id: &RunId,
+        action: Action,
+        beside: Action,
+    ) -> Answer {
+        let main = std::pin::pin!(perform(config, action));
+        let ahead = std::pin::pin!(perform(config, beside));
+        match select(main, ahead).await {
+            Either::Left((answer, ahead)) => {
+                let ahead = ahead.await;
+                self.take_ahead(run_id, ahead).await;
+                answer
+            }
+            Either::Right((ahead, main)) => {
+                self.take_ahead(run_id, ahead).await;
+                main.await
+            }
+        }
+    }
+
+    async fn take_ahead(&self, run_id: &RunId, answer: Answer) {
+        self.with(|c| match c.run_mut() {
+            Some(run) if run.run_id() == run_id => run.handle_prefetch(now(), answer),
+            _ => {}
+        });
+        // A 429 beside the batch must hold across a restart too.
+        if self.save().await.is_err() {
+            log(
+                json!({"level": "error", "event": "resync_state_not_stored"}),
+                "resync",
+            );
         }
     }
 }

@@ -201,7 +201,7 @@ fn a_success_resets_the_attempts() {
     assert!(run.is_running());
     assert_eq!(
         api_get(run.poll(at(2_300))),
-        "/internal/users?live=true&limit=100"
+        "/internal/users?live=true&limit=500"
     );
 }
 
@@ -360,7 +360,7 @@ fn rows_errors_from_the_main_api() {
         let mut run = new_run(Scope::Failed, RunConfig::default());
         assert_eq!(
             api_get(run.poll(at(0))),
-            "/internal/users?sync_status=failed&limit=100"
+            "/internal/users?sync_status=failed&limit=500"
         );
         run.handle(at(10), answer.clone());
         assert_eq!(run.is_running(), fatal.is_none(), "{answer:?}");
@@ -374,7 +374,7 @@ fn rows_errors_from_the_main_api() {
     run.handle(at(1), ok(r#"{"users":[],"next_after":"k1"}"#));
     assert_eq!(
         api_get(run.poll(at(2))),
-        "/internal/users?sync_status=pending&limit=100&after=k1"
+        "/internal/users?sync_status=pending&limit=500&after=k1"
     );
     run.handle(at(3), ok(r#"{"users":[],"next_after":"k1"}"#));
     assert_eq!(error_code(&run), Some(ErrorCode::ApiBadResponse));
@@ -573,7 +573,7 @@ fn the_sweep_deletes_only_what_a_lookup_shows_missing() {
     run.handle(at(110), ok("[]"));
     assert_eq!(
         api_get(run.poll(at(120))),
-        "/internal/users?live=true&limit=100"
+        "/internal/users?live=true&limit=500"
     );
     let rows = json!({"users": [
         {"clerk_id": "user_a", "external_id": "ext-a", "deleted": false},
@@ -839,4 +839,123 @@ fn debug_output_of_a_run_mid_page_holds_no_email() {
     let text = format!("{run:?}");
     assert!(!text.contains('@'), "{text}");
     assert!(!text.contains("First "));
+}
+
+/// The next page, read beside a batch: taken in its turn, counted only
+/// once its own batch is answered.
+#[test]
+fn the_next_page_is_read_beside_the_batch_and_counted_in_its_turn() {
+    let config = RunConfig {
+        page_size: 3,
+        ..RunConfig::default()
+    };
+    let p =
+        |after: &str| format!("/v1/users?limit=3&order_by=%2Bcreated_at&starting_after={after}");
+    let mut run = at_first_page(config);
+    assert_eq!(run.poll_prefetch(at(90)), None, "nothing in flight");
+    clerk(run.poll(at(100)));
+    assert_eq!(
+        run.poll_prefetch(at(100)),
+        None,
+        "a page, not a batch, in flight"
+    );
+    run.handle(at(110), ok(body(&users(0..3))));
+    let first = batch(run.poll(at(120)));
+    assert_eq!(clerk(run.poll_prefetch(at(120)).unwrap()), p("user_0002"));
+    assert_eq!(run.poll_prefetch(at(120)), None, "one at a time");
+    run.handle_prefetch(at(130), ok(body(&users(3..6))));
+    // Read, not counted: the first page is not done until its batch is.
+    assert_eq!(run.counters().clerk_users_seen, 0);
+    assert_eq!(run.counters().clerk_requests, 3);
+    run.handle(at(140), all_applied(&first));
+    assert_eq!(run.counters().clerk_users_seen, 3);
+    // The second page's batch, with no request for its page.
+    let second = batch(run.poll(at(150)));
+    let ids: Vec<&str> = second
+        .commands
+        .iter()
+        .map(|c| c.clerk_id.as_str())
+        .collect();
+    assert_eq!(ids, ["user_0003", "user_0004", "user_0005"]);
+    assert_eq!(run.counters().clerk_requests, 3);
+    // The last page read ahead is short: no page after it to read.
+    assert_eq!(clerk(run.poll_prefetch(at(150)).unwrap()), p("user_0005"));
+    run.handle_prefetch(at(160), ok(body(&users(6..7))));
+    run.handle(at(170), all_applied(&second));
+    let third = batch(run.poll(at(180)));
+    assert_eq!(third.commands.len(), 1);
+    assert_eq!(run.poll_prefetch(at(180)), None, "the sweep comes next");
+    run.handle(at(190), all_applied(&third));
+    assert_eq!(
+        api_get(run.poll(at(200))),
+        "/internal/users?live=true&limit=3"
+    );
+    let c = run.counters();
+    assert_eq!(
+        (c.clerk_users_seen, c.upserts_sent, c.clerk_requests),
+        (7, 7, 4)
+    );
+}
+
+/// A page read ahead is lost with a restart (asked for again), or with a
+/// batch that fails (kept for its turn, never read twice); a 429 beside a
+/// batch holds the run back as any 429 does.
+#[test]
+fn a_page_read_ahead_survives_nothing_it_should_not() {
+    let config = RunConfig {
+        page_size: 3,
+        ..RunConfig::default()
+    };
+    let p =
+        |after: &str| format!("/v1/users?limit=3&order_by=%2Bcreated_at&starting_after={after}");
+    let mut run = at_first_page(config.clone());
+    clerk(run.poll(at(100)));
+    run.handle(at(110), ok(body(&users(0..3))));
+    let first = batch(run.poll(at(120)));
+    run.poll_prefetch(at(120)).unwrap();
+    run.handle_prefetch(at(130), ok(body(&users(3..6))));
+    // The batch fails: retried, and the page read ahead is not read again.
+    run.handle(at(140), code(503));
+    let again = batch(run.poll(at(1_140)));
+    assert_eq!(again, first);
+    assert_eq!(run.poll_prefetch(at(1_140)), None, "already read");
+    run.handle(at(1_150), all_applied(&again));
+    batch(run.poll(at(1_160)));
+    assert_eq!(run.counters().clerk_requests, 3);
+    // Restored before the second batch's answer: that page is asked again.
+    let mut run = Run::from_json(&run.to_json()).unwrap();
+    assert_eq!(clerk(run.poll(at(2_000))), p("user_0002"));
+    assert_eq!(run.counters().clerk_users_seen, 3);
+
+    // A 429 for the page read ahead: no request before its Retry-After.
+    let mut run = at_first_page(config.clone());
+    clerk(run.poll(at(100)));
+    run.handle(at(110), ok(body(&users(0..3))));
+    let first = batch(run.poll(at(120)));
+    run.poll_prefetch(at(120)).unwrap();
+    run.handle_prefetch(at(130), too_many(Some("7")));
+    run.handle(at(140), all_applied(&first));
+    assert_eq!(run.poll(at(150)), Action::WakeAt(at(7_130)));
+    assert_eq!(clerk(run.poll(at(7_130))), p("user_0002"));
+
+    // Another failure beside the batch is forgotten: the page in its turn.
+    let mut run = at_first_page(config.clone());
+    clerk(run.poll(at(100)));
+    run.handle(at(110), ok(body(&users(0..3))));
+    let first = batch(run.poll(at(120)));
+    run.poll_prefetch(at(120)).unwrap();
+    run.handle_prefetch(at(130), code(500));
+    run.handle(at(140), all_applied(&first));
+    assert_eq!(clerk(run.poll(at(150))), p("user_0002"));
+    assert!(run.is_running());
+
+    // A full rate window leaves the next page for its turn.
+    let mut run = at_first_page(RunConfig {
+        rate_limit_per_10s: 2,
+        ..config
+    });
+    clerk(run.poll(at(100)));
+    run.handle(at(110), ok(body(&users(0..3))));
+    batch(run.poll(at(120)));
+    assert_eq!(run.poll_prefetch(at(120)), None);
 }

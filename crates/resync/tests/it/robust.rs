@@ -135,10 +135,112 @@ fn arbitrary_answers_clocks_cancels_and_restores_never_panic() {
             if action == Action::Finished && rng.bool() {
                 break;
             }
+            let beside = run.poll_prefetch(UnixMillis(now)).is_some();
+            if beside && rng.bool() {
+                run.handle_prefetch(UnixMillis(now), random_answer(&mut rng));
+            }
             run.handle(UnixMillis(now), random_answer(&mut rng));
+            if beside || rng.u8(0..10) == 0 {
+                // Late, or never asked for: never a panic.
+                run.handle_prefetch(UnixMillis(now), random_answer(&mut rng));
+            }
             serde_json::to_vec(&run.status()).unwrap();
         }
     }
+}
+
+/// A page read beside a batch, answered anyhow and in any order, with
+/// restores and cancels between: never a panic, and no page is counted
+/// before its own batch is answered.
+#[test]
+fn arbitrary_answers_beside_a_batch_never_panic_nor_count_early() {
+    let users = |range: std::ops::Range<usize>| -> Vec<u8> {
+        let v: Vec<_> = range
+            .map(|i| SimUser::new(&format!("user_{i:04}"), 1_700_000_000_000 + i as i64).json())
+            .collect();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let ok = |body: Vec<u8>| Answer::Status {
+        status: 200,
+        retry_after: None,
+        body,
+    };
+    let mut beside_seen = 0;
+    for seed in 0..300 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let config = RunConfig {
+            page_size: 3,
+            max_rate_limited: rng.u32(1..5),
+            ..RunConfig::default()
+        };
+        let mut now = 1_764_331_200_000_i64;
+        let mut run = Run::new(
+            RunId::new("b1").unwrap(),
+            Scope::All,
+            config,
+            UnixMillis(now),
+        );
+        run.poll(UnixMillis(now));
+        run.handle(
+            UnixMillis(now),
+            ok(br#"{"object":"total_count","total_count":9}"#.to_vec()),
+        );
+        let mut page = 0;
+        for _ in 0..40 {
+            now = random_now(&mut rng, now);
+            if rng.u8(0..10) == 0 {
+                run = Run::from_json(&run.to_json()).unwrap();
+            }
+            if rng.u8(0..50) == 0 {
+                run.cancel(UnixMillis(now));
+            }
+            let seen = run.counters().clerk_users_seen;
+            let action = run.poll(UnixMillis(now));
+            let Some(beside) = run.poll_prefetch(UnixMillis(now)) else {
+                // Answer as Clerk and the main API would, to get to a batch.
+                let answer = match action {
+                    Action::Clerk { .. } => {
+                        page += 1;
+                        ok(users(page * 3..page * 3 + 3))
+                    }
+                    Action::ApiBatch { body } => {
+                        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let results: Vec<_> = sent["commands"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|c| json!({"operation_id": c["operation_id"], "outcome": "applied"}))
+                            .collect();
+                        ok(serde_json::to_vec(&json!({"ok": true, "results": results})).unwrap())
+                    }
+                    _ => random_answer(&mut rng),
+                };
+                run.handle(UnixMillis(now), answer);
+                continue;
+            };
+            beside_seen += 1;
+            assert!(matches!(beside, Action::Clerk { .. }), "{beside:?}");
+            let ahead = if rng.bool() {
+                ok(users(page * 3 + 3..page * 3 + 3 + rng.usize(0..4)))
+            } else {
+                random_answer(&mut rng)
+            };
+            let main = random_answer(&mut rng);
+            if rng.bool() {
+                run.handle_prefetch(UnixMillis(now), ahead.clone());
+                assert_eq!(run.counters().clerk_users_seen, seen, "counted early");
+                run.handle(UnixMillis(now), main);
+            } else {
+                run.handle(UnixMillis(now), main);
+                run.handle_prefetch(UnixMillis(now), ahead.clone());
+            }
+            // A second answer, out of turn, changes nothing.
+            run.handle_prefetch(UnixMillis(now), ahead);
+            while run.poll_log().is_some() {}
+            serde_json::to_vec(&run.status()).unwrap();
+        }
+    }
+    assert!(beside_seen > 100, "{beside_seen}");
 }
 
 #[test]

@@ -784,6 +784,20 @@ impl World {
             let action = run.poll(UnixMillis(self.now));
             logs.extend(std::iter::from_fn(|| run.poll_log()));
             let sent_at = self.now;
+            // The glue asks for the next page beside every batch; sometimes
+            // not here, so that both orders of pages and batches are driven.
+            let prefetch = match action {
+                Action::ApiBatch { .. } if self.rng.f64() < 0.8 => {
+                    run.poll_prefetch(UnixMillis(self.now))
+                }
+                _ => None,
+            };
+            let ahead = prefetch.map(|action| match action {
+                Action::Clerk { path_and_query } => {
+                    self.clerk.answer(sent_at, &path_and_query, &mut self.rng)
+                }
+                other => panic!("a prefetch is a Clerk page, not {other:?}"),
+            });
             let answer = match action {
                 Action::Finished => break,
                 Action::WakeAt(t) => {
@@ -808,17 +822,32 @@ impl World {
             if chaos.p_restart > 0.0 {
                 stored = run.to_json();
             }
-            self.now += self.rng.i64(chaos.latency.clone());
+            let latency = self.rng.i64(chaos.latency.clone());
             if self.rng.f64() < chaos.p_restart / 2.0 {
                 // The process died with the request performed, its answer lost.
+                self.now += latency;
                 self.restarts += 1;
                 self.clerk.answer_lost();
                 run = Run::from_json(&stored).unwrap();
                 continue;
             }
-            run.handle(UnixMillis(self.now), answer);
-            if chaos.p_restart > 0.0 {
-                stored = run.to_json();
+            // Both answers handled as they come, each then persisted.
+            let mut answers = vec![(latency, Some(answer), None)];
+            if let Some(ahead) = ahead {
+                answers.push((self.rng.i64(chaos.latency.clone()), None, Some(ahead)));
+            }
+            answers.sort_by_key(|(at, _, _)| *at);
+            for (at, answer, ahead) in answers {
+                self.now = self.now.max(sent_at + at);
+                if let Some(answer) = answer {
+                    run.handle(UnixMillis(self.now), answer);
+                }
+                if let Some(ahead) = ahead {
+                    run.handle_prefetch(UnixMillis(self.now), ahead);
+                }
+                if chaos.p_restart > 0.0 {
+                    stored = run.to_json();
+                }
             }
             logs.extend(std::iter::from_fn(|| run.poll_log()));
         }
