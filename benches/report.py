@@ -319,7 +319,8 @@ def queue_section(add):
         "relay under `wrangler dev` and the reference main API on a local D1 (another `wrangler dev`), first in "
         "direct mode, then in queue mode (local queues: batches of up to 100 or 1 s), each on fresh servers. "
         "API calls are counted from the main API's own log lines; \"converged\" is when "
-        "`GET /internal/sync/status` counts every user. One run each, so no spread; load average at the end "
+        "`GET /internal/sync/status` counts every user. One run each (ended "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(path.stat().st_mtime))}), so no spread; load average at the end "
         f"{d.get('loadavg_at_end')} / {q.get('loadavg_at_end')} (a shared machine).")
     add("")
     add("| | direct | queue |")
@@ -335,8 +336,9 @@ def queue_section(add):
     fewer = calls_d / calls_q
     add(f"- Goal of at least 20× fewer API calls in queue mode: {met(fewer >= 20)} ({fewer:.0f}× fewer).")
     add(f"- Goal of a table that converges no slower in queue mode: {met(q['converged_s'] <= d['converged_s'])} "
-        f"({q['converged_s']:.1f} s against {d['converged_s']:.1f} s). Locally one batch is in flight at a time; "
-        "Cloudflare's consumers scale out (up to `max_concurrency`), so production converges at least as fast.")
+        f"({q['converged_s']:.1f} s against {d['converged_s']:.1f} s). Locally one batch is in flight at a time "
+        "(wrangler's local queues); Cloudflare's consumers may run several at once (`max_concurrency`): "
+        "production is not measured here.")
     add("")
 
 
