@@ -488,6 +488,7 @@ per-round ratios to the JavaScript relay, whose spread was about ±0.1 for every
 | the variable names as one array made once per isolate; the forward's method, redirect mode and headers as one `JSON.parse` | 74 | 1.22× | 121.58 KiB | yes (crossings; CPU within noise) |
 | `AbortSignal.timeout()` instead of racing a `worker::Delay` (no `setTimeout`/`clearTimeout`, closure or `select`) | 68 | 1.23× | 120.57 KiB | yes (less code; CPU within noise) |
 | the main API's answer body cancelled once its status is read (as the JavaScript relay and the floor do) | 71 | 1.21× | 120.72 KiB | yes (the connection is freed at once; CPU within noise) |
+| queue mode (issue 12): the producer send, the consumer for both queues (`src/queue.rs`) and its hand-written `queue` export; direct mode's path unchanged (not re-measured for CPU) | — | — | 127.83 KiB | yes (137.27 KiB through `#[event(queue)]` and derived `Deserialize`s; brought under the budget by the export on `worker_sys` types, answers read through `serde_json::Value`, one non-generic `Config` reader, hand-written log line, plain loops) |
 
 Each step is within the rounds' noise, and so is the sum (1.26× → 1.21×): the crossings were not where
 the CPU went (see *Where the CPU goes*).
