@@ -13,7 +13,9 @@
 #      benches/profile.py profiles each relay under load (perf, if present);
 #   5. one full re-sync of RESYNC_BENCH_USERS (100,000) stand-in users into
 #      the local D1 (scripts/bench-resync.sh);
-#   6. benches/report.py writes BENCHMARKS.md.
+#   6. a burst of QUEUE_BENCH_DELIVERIES (20,000) deliveries, direct mode
+#      against queue mode, into the local D1 (bench::bench_burst_direct_vs_queue);
+#   7. benches/report.py writes BENCHMARKS.md.
 # About 20-25 minutes on 2 cores from a clean clone (most of it the first
 # optimized build and the re-sync run). All traffic stays on 127.0.0.1 and every run is bounded.
 # Not part of `npm test`; the size budget is (scripts/check-size.sh).
@@ -65,6 +67,11 @@ python3 benches/profile.py || echo "bench: the profile failed; BENCHMARKS.md goe
 step "re-sync: one full run of ${RESYNC_BENCH_USERS:-100000} users into D1 (scripts/bench-resync.sh)"
 rm -f target/bench/resync.json
 bash scripts/bench-resync.sh || echo "bench: the re-sync run failed; BENCHMARKS.md goes without it" >&2
+
+step "delivery modes: a burst of ${QUEUE_BENCH_DELIVERIES:-20000} deliveries, direct vs queue, into D1"
+# Uses the relay bundle and the re-sync Worker built by bench-resync.sh.
+cargo test -p clerk-sync-resync-worker --test it -- --ignored --exact bench::bench_burst_direct_vs_queue --nocapture ||
+  echo "bench: the delivery-mode burst failed; BENCHMARKS.md goes without it" >&2
 
 step "BENCHMARKS.md"
 python3 benches/report.py write

@@ -9,8 +9,18 @@
 # Installs what is missing, creates the dev `.dev.vars` files from their
 # examples, applies the local D1 migrations, then runs all until Ctrl-C or
 # until one exits, and stops all.
+#   npm run dev -- --queue   the relay in queue mode (wrangler.queue.toml:
+#                            DELIVERY_MODE=queue, local in-memory queues)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+relay_config=wrangler.toml
+for arg in "$@"; do
+  case $arg in
+    --queue) relay_config=wrangler.queue.toml ;;
+    *) echo "dev: unknown option $arg (known: --queue)" >&2; exit 2 ;;
+  esac
+done
 
 # The fixed ports, checked before anything is installed or built: a busy
 # port stops everything at once, naming the port and who needs it.
@@ -84,7 +94,7 @@ serve api "$API_DIR" "$WRANGLER" dev --show-interactive-dev-session=false
 # The re-sync Worker runs in the relay's process: the relay's RESYNC service
 # binding reaches it there, and its Durable Object's alarms run there.
 serve relay . "$WRANGLER" dev --show-interactive-dev-session=false \
-  -c wrangler.toml -c workers/resync/wrangler.toml
+  -c "$relay_config" -c workers/resync/wrangler.toml
 # Its wrangler.toml points it at the main API (8787) and the relay (8788),
 # and sets its port (5173) and inspector port (9232).
 serve dashboard workers/dashboard "$WRANGLER" dev --show-interactive-dev-session=false

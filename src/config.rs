@@ -15,9 +15,18 @@ pub const API_SYNC_PATH: &str = "API_SYNC_PATH";
 pub const FORWARD_TIMEOUT_MS: &str = "FORWARD_TIMEOUT_MS";
 pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 pub const ALLOW_UNSIGNED_WEBHOOKS: &str = "ALLOW_UNSIGNED_WEBHOOKS";
+/// `direct` (default: each delivery forwarded as it comes) or `queue`.
+pub const DELIVERY_MODE: &str = "DELIVERY_MODE";
+/// Queue mode's producer binding: not a variable, but a missing one is a
+/// configuration problem under this name.
+pub const SYNC_QUEUE: &str = "SYNC_QUEUE";
+/// The dead-letter queue's producer binding: where the consumer sends a
+/// command the main API rejected (optional: without it, such a command is
+/// retried until the queue dead-letters it).
+pub const SYNC_DLQ: &str = "SYNC_DLQ";
 
 /// Every variable the relay reads (the glue fetches them in one call).
-pub const VARIABLES: [&str; 8] = [
+pub const VARIABLES: [&str; 9] = [
     CLERK_WEBHOOK_SECRET,
     WEBHOOK_QUERY_SECRET,
     API_SECRET,
@@ -26,17 +35,36 @@ pub const VARIABLES: [&str; 8] = [
     FORWARD_TIMEOUT_MS,
     MAX_BODY_BYTES,
     ALLOW_UNSIGNED_WEBHOOKS,
+    DELIVERY_MODE,
 ];
 
 /// Secrets, read with `env.secret()`; the rest are plain vars.
 pub const SECRET_VARIABLES: [&str; 3] = [CLERK_WEBHOOK_SECRET, WEBHOOK_QUERY_SECRET, API_SECRET];
-pub const PLAIN_VARIABLES: [&str; 5] = [
+pub const PLAIN_VARIABLES: [&str; 6] = [
     API_URL,
     API_SYNC_PATH,
     FORWARD_TIMEOUT_MS,
     MAX_BODY_BYTES,
     ALLOW_UNSIGNED_WEBHOOKS,
+    DELIVERY_MODE,
 ];
+
+/// Queue mode's retry delay is half the message's age, within these: a
+/// blip is retried within seconds, an outage of days about hourly (each
+/// delay half again the last, so `max_retries = 100` spans about 3 days).
+pub const QUEUE_RETRY_MIN_SECONDS: u32 = 1;
+pub const QUEUE_RETRY_MAX_SECONDS: u32 = 3_600;
+
+/// How a verified, mapped delivery reaches the main API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Forwarded at once, one command per call; Svix's retries are the
+    /// delivery guarantee.
+    Direct,
+    /// Sent to `SYNC_QUEUE`; the consumer posts batches and retries past
+    /// Svix's budget, then records what it could not deliver as failed.
+    Queue,
+}
 
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8787";
 pub const DEFAULT_API_SYNC_PATH: &str = "/internal/clerk-sync";
@@ -70,6 +98,7 @@ pub struct Config {
     pub api_url: String,
     pub forward_timeout_ms: u32,
     pub max_body_bytes: u32,
+    pub delivery: DeliveryMode,
 }
 
 impl Config {
@@ -78,6 +107,12 @@ impl Config {
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<ConfigProblem>> {
+        Self::read(&lookup)
+    }
+
+    /// One copy of the reading for every kind of lookup (the glue has two):
+    /// each generic copy cost the bundle about 2 KiB of gzip.
+    fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<ConfigProblem>> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut problems = Vec::new();
         let mut problem = |variable, problem| problems.push(ConfigProblem { variable, problem });
@@ -140,6 +175,15 @@ impl Config {
             }
         };
 
+        let delivery = match get(DELIVERY_MODE).as_deref().map(str::trim) {
+            None | Some("direct") => DeliveryMode::Direct,
+            Some("queue") => DeliveryMode::Queue,
+            Some(_) => {
+                problem(DELIVERY_MODE, "must be direct or queue");
+                DeliveryMode::Direct
+            }
+        };
+
         match (verifier, query_secret, api_secret) {
             (Some(verifier), Some(query_secret), Some(api_secret)) if problems.is_empty() => {
                 Ok(Self {
@@ -151,6 +195,7 @@ impl Config {
                     forward_timeout_ms,
                     max_body_bytes,
                     allow_unsigned,
+                    delivery,
                 })
             }
             _ => Err(problems),
@@ -221,6 +266,29 @@ impl Config {
             (Some(value), None) => self.query_secret.matches(&value),
             _ => false,
         }
+    }
+}
+
+/// The configuration with what the glue found among the bindings: queue
+/// mode without a `SYNC_QUEUE` producer binding is a problem by that name
+/// (500 on webhooks, 503 on `/health`), never a panic at the first send.
+pub fn with_bindings(
+    config: Result<Config, Vec<ConfigProblem>>,
+    queue_bound: impl FnOnce() -> bool,
+) -> Result<Config, Vec<ConfigProblem>> {
+    match config {
+        Ok(c) if c.delivery == DeliveryMode::Queue && !queue_bound() => Err(vec![ConfigProblem {
+            variable: SYNC_QUEUE,
+            problem: "queue mode needs this producer binding",
+        }]),
+        other => other,
+    }
+}
+
+impl Config {
+    /// The main API's URL for a contract path (`/internal/clerk-sync/batch`…).
+    pub fn api_path(&self, path: &str) -> String {
+        format!("{}{}", self.api_url.trim_end_matches('/'), path)
     }
 }
 
@@ -531,6 +599,33 @@ mod tests {
             problems(&with(&[(FORWARD_TIMEOUT_MS, "x"), (API_SECRET, "")])),
             vec![API_SECRET, FORWARD_TIMEOUT_MS]
         );
+    }
+
+    #[test]
+    fn delivery_mode_is_direct_unless_queue_and_its_settings_are_checked() {
+        let c = Config::from_lookup(env(&good())).unwrap();
+        assert_eq!(c.delivery, DeliveryMode::Direct);
+        let q = Config::from_lookup(env(&with(&[(DELIVERY_MODE, "queue")]))).unwrap();
+        assert_eq!(q.delivery, DeliveryMode::Queue);
+        assert_eq!(
+            q.api_path("/internal/clerk-sync/batch"),
+            "http://127.0.0.1:8787/internal/clerk-sync/batch"
+        );
+        assert_eq!(
+            problems(&with(&[(DELIVERY_MODE, "Queue")])),
+            vec![DELIVERY_MODE]
+        );
+    }
+
+    #[test]
+    fn queue_mode_without_its_binding_is_a_named_problem() {
+        let queue = || Config::from_lookup(env(&with(&[(DELIVERY_MODE, "queue")])));
+        let problems = with_bindings(queue(), || false).unwrap_err();
+        assert_eq!(problems[0].variable, SYNC_QUEUE);
+        assert!(with_bindings(queue(), || true).is_ok());
+        // Direct mode never asks.
+        let direct = Config::from_lookup(env(&good()));
+        assert!(with_bindings(direct, || panic!("asked")).is_ok());
     }
 
     #[test]

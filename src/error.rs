@@ -31,6 +31,8 @@ pub enum RelayError {
     UpstreamUnavailable,
     #[error("the main API did not answer in time")]
     UpstreamTimeout,
+    #[error("the delivery queue did not take the command")]
+    QueueUnavailable,
     #[error("re-sync is not configured")]
     ResyncUnconfigured,
     #[error("the re-sync worker could not be reached")]
@@ -56,6 +58,7 @@ impl RelayError {
             Self::Event(_) => 400,
             Self::UpstreamRejected(_) | Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
+            Self::QueueUnavailable => 503,
             Self::ResyncUnconfigured => 503,
             Self::ResyncUnavailable => 502,
         }
@@ -80,6 +83,7 @@ impl RelayError {
             Self::UpstreamRejected(_) => "upstream_rejected",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::QueueUnavailable => "queue_unavailable",
             Self::ResyncUnconfigured => "resync_unconfigured",
             Self::ResyncUnavailable => "resync_unavailable",
         }
@@ -115,6 +119,7 @@ mod tests {
             RelayError::UpstreamRejected(500),
             RelayError::UpstreamUnavailable,
             RelayError::UpstreamTimeout,
+            RelayError::QueueUnavailable,
             RelayError::ResyncUnconfigured,
             RelayError::ResyncUnavailable,
         ];

@@ -13,7 +13,8 @@ use worker::{
     console_log, event, web_sys, worker_sys, Context, Env, Result, ScheduleContext, ScheduledEvent,
 };
 
-use crate::config::{Config, VARIABLES};
+use crate::config::{Config, SYNC_DLQ, SYNC_QUEUE, VARIABLES};
+use crate::queue::{ApiAnswer, Consumer, Disposition};
 use crate::relay::{self, ForwardRequest, ReadFailure, RequestHead, Step, UpstreamResult};
 use crate::resync::{self, CronLog, ResyncAnswer, ResyncCall};
 use crate::verify::SignatureHeaders;
@@ -22,7 +23,9 @@ use crate::UnixMillis;
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let started = js_sys::Date::now();
-    let config = load_config(&env);
+    let config = crate::config::with_bindings(load_config(&env), || {
+        queue_binding(&env, SYNC_QUEUE).is_some()
+    });
     let url = req.url();
     let method = req.method();
     let headers = request_headers(&req);
@@ -57,6 +60,9 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
             }
             Step::Forward(awaiting, request) => {
                 Step::Reply(awaiting.answered(forward(request).await))
+            }
+            Step::Enqueue(awaiting, message) => {
+                Step::Reply(awaiting.sent(send(&env, SYNC_QUEUE, &message).await))
             }
             Step::FindResync(awaiting) => {
                 resync = resync_binding(&env);
@@ -109,6 +115,117 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         "{}",
         CronLog::new(&cron, answer.as_ref(), elapsed).to_json()
     );
+}
+
+/// Queue mode's consumer, for both queues: `queue::Consumer` decides, this
+/// performs its posts and then acks or retries each message. Exported by
+/// hand on `worker_sys`'s types rather than through `#[event(queue)]`,
+/// whose `MessageBatch` wrappers (and `serde_wasm_bindgen` for the retry
+/// options) cost about 8 KiB of the gzip upload; and it never returns an
+/// error (with workers-rs 0.8.7 that panics and retries the whole batch).
+mod queue_export {
+    use worker::wasm_bindgen::prelude::wasm_bindgen;
+    use worker::wasm_bindgen::JsValue;
+
+    #[wasm_bindgen(
+        wasm_bindgen = ::worker::wasm_bindgen,
+        wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+        js_sys = ::worker::js_sys
+    )]
+    pub async fn queue(
+        batch: worker::worker_sys::MessageBatch,
+        env: worker::Env,
+        _ctx: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        super::consume(batch, env).await;
+        Ok(JsValue::UNDEFINED)
+    }
+}
+
+async fn consume(batch: worker_sys::MessageBatch, env: Env) {
+    let started = js_sys::Date::now();
+    let Ok(config) = load_config(&env) else {
+        // Nothing can be sent without a configuration: try again later.
+        console_log!(r#"{{"level":"error","msg":"queue_batch","outcome":"misconfigured"}}"#);
+        let _ = batch.retry_all(JsValue::UNDEFINED);
+        return;
+    };
+    // Plain loops: each iterator adapter chain costs bundle size.
+    let mut messages = Vec::new();
+    let mut bodies = Vec::new();
+    if let Ok(all) = batch.messages() {
+        for m in all {
+            let m: worker_sys::Message = m.unchecked_into();
+            let sent = m.timestamp().map_or(js_sys::Date::now(), |d| d.get_time());
+            bodies.push((
+                m.body().ok().and_then(|b| b.as_string()),
+                UnixMillis(sent as i64),
+            ));
+            messages.push(m);
+        }
+    }
+    let name: String = batch.queue().map(String::from).unwrap_or_default();
+    let mut consumer = Consumer::new(&config, &name, bodies, now());
+    let answer = match consumer.request() {
+        Some(request) => Some(call_api(request).await),
+        None => None,
+    };
+    let retry = |m: &worker_sys::Message, delay: u32| {
+        let options = JSON::parse(&format!(r#"{{"delaySeconds":{delay}}}"#));
+        m.retry(options.unwrap_or(JsValue::UNDEFINED))
+    };
+    for (message, disposition) in messages.iter().zip(consumer.decide(answer)) {
+        let _ = match disposition {
+            Disposition::Ack => message.ack(),
+            Disposition::Retry { delay_seconds } => retry(message, delay_seconds),
+            Disposition::DeadLetter {
+                message: letter,
+                delay_seconds,
+            } => match send(&env, SYNC_DLQ, &letter).await {
+                true => message.ack(),
+                false => retry(message, delay_seconds),
+            },
+        };
+    }
+    let elapsed = (js_sys::Date::now() - started).max(0.0) as u64;
+    console_log!("{}", consumer.log_line(elapsed));
+}
+
+/// A queue producer binding (`SYNC_QUEUE`, `SYNC_DLQ`), if there is one
+/// (a plain property of `env`, as [`resync_binding`] reads its own).
+fn queue_binding(env: &Env, name: &str) -> Option<worker_sys::Queue> {
+    let binding = js_sys::Reflect::get(env, &name.into()).ok()?;
+    (binding.is_object()).then(|| binding.unchecked_into())
+}
+
+/// Sends one message (JSON, as a string) to the queue bound as `name`:
+/// true once the send resolved, so the queue holds it.
+async fn send(env: &Env, name: &str, message: &str) -> bool {
+    let Some(queue) = queue_binding(env, name) else {
+        return false;
+    };
+    match queue.send(JsValue::from_str(message), JsValue::UNDEFINED) {
+        Ok(promise) => JsFuture::from(promise).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// One post for the consumer, its answer's status and body read whole.
+async fn call_api(f: ForwardRequest) -> ApiAnswer {
+    let signal = web_sys::AbortSignal::timeout_with_u32(f.timeout_ms);
+    let Ok(sending) = send_forward(&f, &signal) else {
+        return ApiAnswer::Failed(UpstreamResult::Unavailable);
+    };
+    let read = async {
+        let response: web_sys::Response = sending.await?.unchecked_into();
+        let body = JsFuture::from(response.text()?).await?;
+        Ok::<_, JsValue>((response.status(), body.as_string().unwrap_or_default()))
+    };
+    match read.await {
+        Ok((status, body)) => ApiAnswer::Answered { status, body },
+        Err(_) if signal.aborted() => ApiAnswer::Failed(UpstreamResult::TimedOut),
+        Err(_) => ApiAnswer::Failed(UpstreamResult::Unavailable),
+    }
 }
 
 fn read_failure(e: BodyError) -> ReadFailure {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod queue;
 pub mod relay;
 pub mod resync;
 pub mod verify;

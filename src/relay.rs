@@ -37,7 +37,7 @@ use clerk_sync_contract::body::{body_read, declared_too_long, BodyRead};
 use clerk_sync_contract::command::Command;
 use clerk_sync_contract::time::UnixMillis;
 
-use crate::config::{is_loopback_host, url_host, Config, ConfigProblem};
+use crate::config::{is_loopback_host, url_host, Config, ConfigProblem, DeliveryMode};
 use crate::error::RelayError;
 use crate::event::{map_event, Mapped};
 use crate::log::RequestLog;
@@ -133,6 +133,9 @@ pub enum Step<'c> {
     /// Send this request to the main API (no redirects, the timeout in it),
     /// then call [`AwaitingUpstream::answered`].
     Forward(AwaitingUpstream, ForwardRequest),
+    /// Queue mode: send this message (the command's JSON) to `SYNC_QUEUE`,
+    /// then call [`AwaitingQueue::sent`] with whether the send resolved.
+    Enqueue(AwaitingQueue, String),
     /// Look up the `RESYNC` service binding ([`resync::BINDING`]), then call
     /// [`AwaitingBinding::bound`].
     FindResync(AwaitingBinding<'c>),
@@ -295,6 +298,16 @@ impl AwaitingBody<'_> {
         match processed.mapped {
             Mapped::Ignored { .. } => {
                 Step::Reply(Done::new(self.log, Ok(Reply::ignored()), self.path))
+            }
+            Mapped::Forward(command) if self.config.delivery == DeliveryMode::Queue => {
+                let message = String::from_utf8(command.to_json()).unwrap_or_default();
+                Step::Enqueue(
+                    AwaitingQueue {
+                        command,
+                        log: self.log,
+                    },
+                    message,
+                )
             }
             Mapped::Forward(command) => {
                 let request = forward_request(self.config, &command);
@@ -507,6 +520,30 @@ impl AwaitingUpstream {
     }
 }
 
+/// A verified, mapped delivery whose command is on its way to `SYNC_QUEUE`.
+#[derive(Debug)]
+pub struct AwaitingQueue {
+    command: Command,
+    log: RequestLog,
+}
+
+impl AwaitingQueue {
+    /// Svix gets a 2xx only once the queue holds the command; a send that
+    /// failed is a 503, so Svix retries.
+    pub fn sent(self, resolved: bool) -> Done {
+        let reply = if resolved {
+            Ok(Reply::queued(&self.command))
+        } else {
+            Err(RelayError::QueueUnavailable)
+        };
+        let mut done = Done::new(self.log, reply, WEBHOOK_PATH);
+        if resolved {
+            done.log.outcome = "queued";
+        }
+        done
+    }
+}
+
 /// Steps 1 and 2, before any byte of the body is read: the query secret,
 /// then the declared length.
 pub fn admit(
@@ -560,18 +597,26 @@ pub struct ForwardRequest {
 pub fn forward_request(config: &Config, command: &Command) -> ForwardRequest {
     ForwardRequest {
         url: config.forward_url.clone(),
-        headers: vec![
-            (
-                "authorization",
-                format!("Bearer {}", config.api_secret.expose()),
-            ),
-            ("content-type", "application/json".into()),
-            ("idempotency-key", command.operation_id.clone()),
-            ("user-agent", format!("clerk-sync/{}", crate::VERSION)),
-        ],
+        headers: {
+            let mut headers = api_headers(config);
+            headers.push(("idempotency-key", command.operation_id.clone()));
+            headers
+        },
         body: command.to_json(),
         timeout_ms: config.forward_timeout_ms,
     }
+}
+
+/// The headers of every call to the main API: its bearer, JSON, and who calls.
+pub fn api_headers(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "authorization",
+            format!("Bearer {}", config.api_secret.expose()),
+        ),
+        ("content-type", "application/json".into()),
+        ("user-agent", format!("clerk-sync/{}", crate::VERSION)),
+    ]
 }
 
 /// How the one forward attempt ended.
@@ -615,10 +660,19 @@ impl Reply {
     }
 
     pub fn forwarded(command: &Command) -> Self {
-        Self::json(
-            200,
-            json!({"ok": true, "forwarded": true, "operation_id": command.operation_id, "command": command.command.as_str()}),
-        )
+        Self::taken(command, "forwarded")
+    }
+
+    /// Queue mode's 200: `SYNC_QUEUE` holds the command.
+    pub fn queued(command: &Command) -> Self {
+        Self::taken(command, "queued")
+    }
+
+    /// One body for both 200s, with `how` it was taken set to true.
+    fn taken(command: &Command, how: &str) -> Self {
+        let mut body = json!({"ok": true, "operation_id": command.operation_id, "command": command.command.as_str()});
+        body[how] = true.into();
+        Self::json(200, body)
     }
 
     pub fn ignored() -> Self {
@@ -743,6 +797,13 @@ mod tests {
                 Step::Forward(s, _) => {
                     steps.push("forward");
                     Step::Reply(s.answered(upstream))
+                }
+                // Queue mode: the send resolves when the "upstream" is a 2xx.
+                Step::Enqueue(s, message) => {
+                    steps.push("enqueue");
+                    let command: Command = serde_json::from_str(&message).unwrap();
+                    assert_eq!(&command, &s.command);
+                    Step::Reply(s.sent(matches!(upstream, UpstreamResult::Status(200..=299))))
                 }
                 Step::FindResync(s) => {
                     steps.push("find_resync");
@@ -872,6 +933,87 @@ mod tests {
             assert_eq!(code(&done), (expected.0, expected.1.into()));
             assert_eq!(done.log.command, Some("delete_user"));
         }
+    }
+
+    fn queue_config(bound: bool) -> Result<Config, Vec<ConfigProblem>> {
+        let c = Config::from_lookup(|k| {
+            Some(match k {
+                CLERK_WEBHOOK_SECRET => SECRET.into(),
+                WEBHOOK_QUERY_SECRET => "q".into(),
+                API_SECRET => "api-secret".into(),
+                ALLOW_UNSIGNED_WEBHOOKS => "true".into(),
+                crate::config::DELIVERY_MODE => "queue".into(),
+                _ => return None,
+            })
+        });
+        crate::config::with_bindings(c, || bound)
+    }
+
+    #[test]
+    fn in_queue_mode_a_verified_event_is_queued_and_2xx_only_once_the_send_resolved() {
+        let c = queue_config(true);
+        for (sent, expected) in [
+            (UpstreamResult::Status(200), (200, "ok")),
+            (UpstreamResult::Unavailable, (503, "queue_unavailable")),
+        ] {
+            let (steps, done) = drive(&c, &head("POST", HOOK, None), Ok(DELETE.to_vec()), sent);
+            assert_eq!(steps, ["read_body", "enqueue", "reply"], "never a forward");
+            assert_eq!(code(&done), (expected.0, expected.1.into()));
+        }
+        let (_, done) = drive(
+            &c,
+            &head("POST", HOOK, None),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        let body: serde_json::Value = serde_json::from_str(&done.reply.body).unwrap();
+        assert_eq!(body["queued"], true);
+        assert_eq!(body["command"], "delete_user");
+        assert!(body.get("forwarded").is_none());
+        assert_eq!(done.log.outcome, "queued");
+        // Ignored events and 4xx are as in direct mode: nothing is queued.
+        let (steps, done) = drive(
+            &c,
+            &head("POST", HOOK, None),
+            Ok(br#"{"type":"session.created","data":{}}"#.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(
+            (steps, done.reply.status),
+            (vec!["read_body", "reply"], 200)
+        );
+        let (steps, done) = drive(
+            &c,
+            &head("POST", HOOK, None),
+            Ok(b"not json".to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(
+            (steps, done.reply.status),
+            (vec!["read_body", "reply"], 400)
+        );
+    }
+
+    #[test]
+    fn queue_mode_without_its_binding_is_misconfigured_by_name_on_webhooks_and_health() {
+        let c = queue_config(false);
+        let (steps, done) = drive(
+            &c,
+            &head("POST", HOOK, None),
+            Ok(DELETE.to_vec()),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(steps, ["reply"]);
+        assert_eq!(code(&done), (500, "misconfigured".into()));
+        assert_eq!(done.log.misconfigured, ["SYNC_QUEUE"]);
+        let (_, health) = drive(
+            &c,
+            &head("GET", "http://127.0.0.1:8788/health", None),
+            Ok(vec![]),
+            UpstreamResult::Status(200),
+        );
+        assert_eq!(health.reply.status, 503);
+        assert!(health.reply.body.contains("SYNC_QUEUE"));
     }
 
     #[test]

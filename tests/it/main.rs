@@ -11,6 +11,7 @@ mod fixtures;
 mod load;
 mod logs;
 mod properties;
+mod queue;
 mod resync_binding;
 mod signing;
 mod svix_reference;

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod body;
 pub mod clerk;
 pub mod command;
+pub mod failure;
 pub mod metrics;
 pub mod rows;
 pub mod secret;
@@ -21,5 +22,6 @@ pub mod url;
 
 pub use batch::{BatchRequest, BatchResponse, CommandResult, Outcome};
 pub use command::{Command, CommandKind, ContractError, Provenance, UserRecord, CONTRACT_VERSION};
+pub use failure::{FailureBatch, FailureOutcome, RecordFailure};
 pub use secret::SecretString;
 pub use time::UnixMillis;

@@ -93,6 +93,19 @@ pub struct RelayDevOptions {
     pub clerk_key: Option<String>,
     /// `RESYNC_REQUEST_TIMEOUT_MS`.
     pub request_timeout_ms: u32,
+    /// Queue mode (`DELIVERY_MODE=queue`) with small local queue settings,
+    /// the relay's calls going to this URL (the re-sync Worker's stay on
+    /// `api_url`); `None`: direct mode.
+    pub queue: Option<QueueDev>,
+}
+
+/// The relay's queue mode in a [`RelayDev`]: where its consumer posts, and
+/// the deliveries queue's `max_retries` (batches of 1 s, retry delays of
+/// half a message's age from 1 s).
+#[derive(Debug, Clone)]
+pub struct QueueDev {
+    pub api_url: String,
+    pub max_retries: u32,
 }
 
 impl RelayDevOptions {
@@ -104,6 +117,7 @@ impl RelayDevOptions {
             page_size: 500,
             clerk_key: Some(crate::clerk::STANDIN_SECRET_KEY.into()),
             request_timeout_ms: 30_000,
+            queue: None,
         }
     }
 }
@@ -189,6 +203,32 @@ impl RelayDev {
     }
 }
 
+/// Queue mode's lines of the relay's `wrangler.toml`, after its `[vars]`.
+fn queue_settings(q: &QueueDev) -> String {
+    format!(
+        r#"DELIVERY_MODE = "queue"
+[[queues.producers]]
+binding = "SYNC_QUEUE"
+queue = "clerk-sync-deliveries"
+[[queues.producers]]
+binding = "SYNC_DLQ"
+queue = "clerk-sync-dlq"
+[[queues.consumers]]
+queue = "clerk-sync-deliveries"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = {retries}
+dead_letter_queue = "clerk-sync-dlq"
+[[queues.consumers]]
+queue = "clerk-sync-dlq"
+max_batch_size = 100
+max_batch_timeout = 1
+max_retries = 30
+"#,
+        retries = q.max_retries
+    )
+}
+
 fn write_configs(dir: &Path, o: &RelayDevOptions) {
     let root = crate::repo_root();
     let relay_main = relay_dist().join("index.js");
@@ -226,8 +266,8 @@ MAX_BODY_BYTES = "262144"
 ALLOW_UNSIGNED_WEBHOOKS = "false"
 "#,
             main = relay_main.display(),
-            api = o.api_url,
-        ),
+            api = o.queue.as_ref().map_or(&o.api_url, |q| &q.api_url),
+        ) + &o.queue.as_ref().map(queue_settings).unwrap_or_default(),
     );
     write(
         &dir.join("relay/.dev.vars"),

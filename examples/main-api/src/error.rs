@@ -17,6 +17,9 @@ pub enum InvalidCommand {
     Timestamp(&'static str),
     #[error("{0} is too long")]
     TooLong(&'static str),
+    /// A `record_failure` whose own fields break the contract.
+    #[error(transparent)]
+    Failure(#[from] clerk_sync_contract::failure::FailureError),
 }
 
 /// Why a body is not a batch this API applies (`POST

@@ -56,6 +56,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                         let body = body.as_deref().map_err(Clone::clone);
                         service::sync_batch(&db, body, now_ms, &mut log).await
                     }
+                    Route::Failures => {
+                        let body = read_body(&mut req, MAX_BATCH_BODY_BYTES).await;
+                        let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+                        let body = body.as_deref().map_err(Clone::clone);
+                        service::record_failures(&db, body, now_ms, &mut log).await
+                    }
                     Route::Users => {
                         let query = req.url().ok().and_then(|u| u.query().map(str::to_owned));
                         service::users(&db, query.as_deref()).await

@@ -27,7 +27,7 @@
 use clerk_sync_contract::command::CommandKind;
 
 use crate::error::{describe_constraint, ApiError, DbFailure};
-use crate::request::{Cursor, NewUser, RowsQuery, Salvaged, ValidCommand};
+use crate::request::{Cursor, NewUser, RowsQuery, Salvaged, ValidCommand, ValidFailure};
 
 /// A bound value. D1 and SQLite both take `?NNN` positional parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1031,6 +1031,98 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
     ));
     statements.push(stmt(READ_OUTCOMES, [facts(&[c])]));
     (error, Batch { statements })
+}
+
+// ---- a command the relay could not deliver (record_failure) -------------
+// `?1` is the failure as one JSON object (`failure_facts`), `?2` the time.
+// Nothing is written to `sync_failures`: that table holds a command back
+// until it is applied, and a dead command never will be; the row is marked
+// `failed` instead, and the next command applied for the user (the
+// `failed` re-sync's, from Clerk) renders it again.
+
+/// The dead command was applied after all.
+macro_rules! failure_applied {
+    () => {
+        "EXISTS (SELECT 1 FROM applied_operations WHERE operation_id = ?1 ->> 'op')"
+    };
+}
+
+/// The table already holds what the dead command would have given, or
+/// newer: the user is deleted (a delete is final), or, for an upsert, its
+/// data is at least as new by (version, data_key), the order upserts win by.
+macro_rules! failure_superseded {
+    () => {
+        "(EXISTS (SELECT 1 FROM clerk_tombstones t WHERE t.clerk_id = ?1 ->> 'clerk_id')
+   OR (?1 ->> 'command' = 'upsert_user' AND EXISTS (
+        SELECT 1 FROM clerk_users cu WHERE cu.clerk_id = ?1 ->> 'clerk_id'
+          AND (cu.version > ?1 ->> 'version'
+               OR (cu.version = ?1 ->> 'version' AND cu.data_key >= ?1 ->> 'data_key')))))"
+    };
+}
+
+/// First, before any write: what recording the failure will do.
+pub const FAILURE_OUTCOME: &str = concat!(
+    "SELECT ?1 ->> 'op' AS operation_id, CASE WHEN ",
+    failure_applied!(),
+    " THEN 'duplicate' WHEN ",
+    failure_superseded!(),
+    " THEN 'superseded' ELSE 'recorded' END AS outcome"
+);
+
+/// A Clerk user with no row gets a placeholder, so the failure shows (and
+/// the `failed` re-sync finds it) under its Clerk id.
+pub const DEAD_PLACEHOLDER: &str = concat!(
+    "INSERT INTO users (clerk_id, created_at, updated_at, sync_status, last_sync_attempt, sync_error)
+SELECT ?1 ->> 'clerk_id', ?2, ?2, 'failed', ?2, ?1 ->> 'detail'
+WHERE NOT EXISTS (SELECT 1 FROM users WHERE clerk_id = ?1 ->> 'clerk_id')
+  AND NOT ",
+    failure_applied!(),
+    " AND NOT ",
+    failure_superseded!()
+);
+
+/// The failure on the Clerk user's row; its data is left as it was.
+pub const MARK_DEAD: &str = concat!(
+    "UPDATE users SET sync_status = 'failed', last_sync_attempt = ?2, sync_error = ?1 ->> 'detail',
+    updated_at = ?2
+WHERE clerk_id = ?1 ->> 'clerk_id' AND NOT ",
+    failure_applied!(),
+    " AND NOT ",
+    failure_superseded!()
+);
+
+/// The audit row, with the stable code, unless the command was applied.
+pub const AUDIT_DEAD: &str = concat!(
+    "INSERT INTO sync_audit (received_at, operation_id, command, event_type, clerk_id, outcome, error)
+SELECT ?2, ?1 ->> 'op', ?1 ->> 'command', ?1 ->> 'event_type', ?1 ->> 'clerk_id', 'failed', ?1 ->> 'error'
+WHERE NOT ",
+    failure_applied!()
+);
+
+/// The statements that record the failures, in one transaction: for each,
+/// its outcome read first (at `4 * i`), then its writes.
+pub fn record_failures(failures: &[ValidFailure], now: &str) -> Batch {
+    let mut statements = Vec::with_capacity(failures.len() * 4);
+    for f in failures {
+        let c = &f.failed;
+        let cmd = c.command();
+        let facts = serde_json::json!({
+            "op": cmd.operation_id,
+            "clerk_id": cmd.clerk_id,
+            "command": cmd.command.as_str(),
+            "event_type": cmd.event_type,
+            "version": c.version(),
+            "data_key": c.data_key(),
+            "error": f.error,
+            "detail": format!("the relay could not deliver {}: {}", cmd.command.as_str(), f.error),
+        });
+        let facts = Value::Text(facts.to_string());
+        statements.push(stmt(FAILURE_OUTCOME, [facts.clone()]));
+        for sql in [DEAD_PLACEHOLDER, MARK_DEAD, AUDIT_DEAD] {
+            statements.push(stmt(sql, [facts.clone(), now.into()]));
+        }
+    }
+    Batch { statements }
 }
 
 /// The audit row of a repeated operation id.

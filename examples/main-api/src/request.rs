@@ -5,11 +5,13 @@
 
 use clerk_sync_contract::batch::{BatchRequest, MAX_BATCH_COMMANDS};
 use clerk_sync_contract::command::{Command, CommandKind, ContractError, CONTRACT_VERSION};
+use clerk_sync_contract::failure::{FailureBatch, FailureError};
 use clerk_sync_contract::secret::SecretString;
 
 use crate::error::{ApiError, InvalidBatch, InvalidCommand};
 
 pub use clerk_sync_contract::batch::BATCH_PATH;
+pub use clerk_sync_contract::failure::FAILURES_PATH;
 pub use clerk_sync_contract::metrics::METRICS_PATH;
 
 pub const SYNC_PATH: &str = "/internal/clerk-sync";
@@ -32,6 +34,8 @@ pub enum Route<'a> {
     Sync,
     /// `POST /internal/clerk-sync/batch`: 1–500 commands, applied in order.
     Batch,
+    /// `POST /internal/clerk-sync/failures`: 1–500 `record_failure`s.
+    Failures,
     /// `GET /internal/users?…`: pages of rows, for a re-sync run.
     Users,
     /// `GET /internal/users/:clerk_id`
@@ -52,6 +56,7 @@ impl Route<'_> {
         match self {
             Self::Sync => SYNC_PATH,
             Self::Batch => BATCH_PATH,
+            Self::Failures => FAILURES_PATH,
             Self::Users => USERS_PATH,
             Self::User(_) => "/internal/users/:clerk_id",
             Self::CreateUser => USERS_PATH,
@@ -67,6 +72,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
     let (route, allowed) = match path {
         SYNC_PATH => (Route::Sync, method == "POST"),
         BATCH_PATH => (Route::Batch, method == "POST"),
+        FAILURES_PATH => (Route::Failures, method == "POST"),
         USERS_PATH if method == "POST" => (Route::CreateUser, true),
         USERS_PATH => (Route::Users, read),
         STATUS_PATH => (Route::Status, read),
@@ -88,7 +94,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
 
 /// The `Allow` header of a 405.
 pub fn allowed_methods(path: &str) -> &'static str {
-    if path == SYNC_PATH || path == BATCH_PATH {
+    if path == SYNC_PATH || path == BATCH_PATH || path == FAILURES_PATH {
         "POST"
     } else if path == USERS_PATH {
         "GET, HEAD, POST"
@@ -254,6 +260,50 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<ValidCommand>, InvalidBatch> {
         .into_iter()
         .enumerate()
         .map(|(index, c)| validate(c).map_err(|error| InvalidBatch::Command { index, error }))
+        .collect()
+}
+
+/// A `record_failure` that met the contract: the failed command is a
+/// [`ValidCommand`] and the code a stable one. Only [`parse_failures`]
+/// makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidFailure {
+    pub failed: ValidCommand,
+    pub error: String,
+}
+
+/// Parses and validates a failure batch
+/// (`clerk_sync_contract::failure::FailureBatch`) as [`parse_batch`] does a
+/// batch of commands: any fault refuses the whole batch.
+pub fn parse_failures(body: &[u8]) -> Result<Vec<ValidFailure>, InvalidBatch> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
+    if versioned.version != CONTRACT_VERSION {
+        return Err(InvalidBatch::Version);
+    }
+    let batch: FailureBatch = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
+    if !(1..=MAX_BATCH_COMMANDS).contains(&batch.failures.len()) {
+        return Err(InvalidBatch::Count);
+    }
+    batch
+        .failures
+        .into_iter()
+        .enumerate()
+        .map(|(index, f)| {
+            let invalid = |error| InvalidBatch::Command { index, error };
+            f.validate().map_err(|e| match e {
+                FailureError::Command(c) => invalid(c.into()),
+                FailureError::Mismatch | FailureError::Code => invalid(InvalidCommand::Failure(e)),
+            })?;
+            let failed = validate(f.failed).map_err(invalid)?;
+            Ok(ValidFailure {
+                failed,
+                error: f.error,
+            })
+        })
         .collect()
 }
 

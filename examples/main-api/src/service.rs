@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use clerk_sync_contract::batch::{CommandResult, Outcome as BatchOutcome};
+use clerk_sync_contract::failure::FailureResult;
 use clerk_sync_contract::secret::SecretString;
 use clerk_sync_contract::time::{format_millis, UnixMillis};
 use serde_json::Value as Json;
@@ -15,8 +16,8 @@ use crate::log::{BatchLog, RequestLog};
 use crate::metrics;
 use crate::plan::{self, Batch, BatchPlan, Step};
 use crate::request::{
-    authorize, parse_batch, parse_command, parse_metrics_query, parse_new_user, parse_rows_query,
-    route, salvage, salvage_batch, Route, Salvaged, ValidCommand,
+    authorize, parse_batch, parse_command, parse_failures, parse_metrics_query, parse_new_user,
+    parse_rows_query, route, salvage, salvage_batch, Route, Salvaged, ValidCommand,
 };
 use crate::view::{first_row, outcome_of, rows_page, status_body, Reply};
 
@@ -180,6 +181,55 @@ pub async fn sync_batch<D: Database>(
     }
     log.batch = Some(counts);
     Ok(Reply::batch(result?))
+}
+
+/// `POST /internal/clerk-sync/failures`: each `record_failure` (commands
+/// the relay could not deliver) marks its Clerk user's row `failed` with
+/// an audit row, unless the command was applied after all or the table
+/// holds data at least as new; all in one transaction. A malformed body is
+/// refused whole (400, one `rejected` audit row); a database error is 500,
+/// and the same body sent again ends the same way.
+pub async fn record_failures<D: Database>(
+    db: &D,
+    body: Result<&[u8], ApiError>,
+    now_ms: i64,
+    log: &mut RequestLog,
+) -> Result<Reply, ApiError> {
+    let now = format_millis(now_ms).ok_or(ApiError::Database)?;
+    let parsed = match body {
+        Ok(bytes) => parse_failures(bytes).map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let failures = match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            reject(db, &Salvaged::default(), &now, &e, log).await;
+            return Err(e);
+        }
+    };
+    if let [one] = failures.as_slice() {
+        log.command(&one.failed);
+    }
+    let results = db
+        .batch(&plan::record_failures(&failures, &now))
+        .await
+        .map_err(|_| ApiError::Database)?;
+    let results = failures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let row = results.get(4 * i).and_then(|r| r.first());
+            let outcome = row
+                .and_then(|r| serde_json::from_value(r["outcome"].clone()).ok())
+                .ok_or(ApiError::Database)?;
+            Ok(FailureResult {
+                operation_id: f.failed.command().operation_id.clone(),
+                outcome,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    log.outcome = Some("recorded");
+    Ok(Reply::failures(results))
 }
 
 async fn apply_batch<D: Database>(

@@ -1,6 +1,7 @@
 //! Rows as the database returns them, and every answer the API sends.
 
 use clerk_sync_contract::batch::{BatchResponse, CommandResult};
+use clerk_sync_contract::failure::{FailureResponse, FailureResult};
 use clerk_sync_contract::metrics::{to_prometheus, Metrics, PROMETHEUS_CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -90,6 +91,18 @@ impl Reply {
             status: 200,
             content_type: JSON_CONTENT_TYPE,
             body: serde_json::to_string(&body).expect("a BatchResponse always serializes"),
+            allow: None,
+        }
+    }
+
+    /// `POST /internal/clerk-sync/failures`: 200 and one result per
+    /// failure, in order (the contract's `FailureResponse`).
+    pub fn failures(results: Vec<FailureResult>) -> Self {
+        let body = FailureResponse { ok: true, results };
+        Self {
+            status: 200,
+            content_type: JSON_CONTENT_TYPE,
+            body: serde_json::to_string(&body).expect("a FailureResponse always serializes"),
             allow: None,
         }
     }

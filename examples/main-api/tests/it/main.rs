@@ -7,6 +7,7 @@ mod apply;
 mod batch;
 mod convergence;
 mod endpoints_d1;
+mod failures;
 mod linking;
 mod linking_d1;
 mod metrics;

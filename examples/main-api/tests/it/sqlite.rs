@@ -304,6 +304,33 @@ impl Api {
         self.batch_bytes(&batch.to_json())
     }
 
+    /// `POST /internal/clerk-sync/failures` with these bytes, at the API's
+    /// clock (which ticks).
+    pub fn failures_bytes(&self, body: &[u8]) -> (u16, Json) {
+        self.clock.set(self.clock.get() + 1);
+        let mut log = RequestLog::new("POST", "/internal/clerk-sync/failures");
+        let result = block_on(service::record_failures(
+            &self.db,
+            Ok(body),
+            self.clock.get(),
+            &mut log,
+        ));
+        *self.last_log.borrow_mut() = Some(log);
+        Self::answer(result)
+    }
+
+    /// A `record_failure` for each command, with the code `code`.
+    pub fn record_failures(&self, failed: &[Command], code: &str) -> (u16, Json) {
+        use clerk_sync_contract::failure::{FailureBatch, RecordFailure};
+        let batch = FailureBatch::new(
+            failed
+                .iter()
+                .map(|c| RecordFailure::new(c.clone(), code))
+                .collect(),
+        );
+        self.failures_bytes(&batch.to_json())
+    }
+
     /// `GET /internal/users?<query>`: the status and the body as sent.
     pub fn rows_raw(&self, query: Option<&str>) -> (u16, String) {
         Self::answer_raw(block_on(service::users(&self.db, query)))

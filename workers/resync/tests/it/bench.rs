@@ -91,3 +91,102 @@ fn bench_full_run() {
     .unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
 }
+
+/// A burst of QUEUE_BENCH_DELIVERIES (default 20,000) signed `user.created`
+/// deliveries (an import storm), direct mode against queue mode, one after
+/// the other on fresh servers: the rate the relay answers them 2xx, the
+/// main API's calls (counted from its own log lines), and the time until
+/// its table holds every user. Writes `target/bench/queue.json`.
+#[test]
+#[ignore = "a benchmark: npm run bench"]
+fn bench_burst_direct_vs_queue() {
+    let _one = exclusive();
+    let n: usize = std::env::var("QUEUE_BENCH_DELIVERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let senders = 16;
+    let template: Json = serde_json::from_slice(&fixture("docs_user_created.json")).unwrap();
+    let mut results = serde_json::Map::new();
+    for mode in ["direct", "queue"] {
+        let clerk = ClerkStandIn::start(1, &[]);
+        let api = MainApiDev::start();
+        let mut options = RelayDevOptions::new(&api.url, &clerk.url);
+        if mode == "queue" {
+            options.queue = Some(QueueDev {
+                api_url: api.url.clone(),
+                max_retries: 100,
+            });
+        }
+        let relay = RelayDev::start(&options);
+        let hook = format!("{}/webhook?secret={DEV_QUERY_SECRET}", relay.url);
+        let started = Instant::now();
+        let threads: Vec<_> = (0..senders)
+            .map(|t| {
+                let (hook, template) = (hook.clone(), template.clone());
+                std::thread::spawn(move || {
+                    let mut retries = 0u64;
+                    for i in (t..n).step_by(senders) {
+                        let mut event = template.clone();
+                        event["data"]["id"] = format!("user_burst_{i}").into();
+                        event["data"]["email_addresses"][0]["email_address"] =
+                            format!("burst{i}@bench.test").into();
+                        let body = event.to_string();
+                        let id = format!("msg_burst_{mode}_{i}");
+                        loop {
+                            let (s, _) =
+                                post(&hook, &svix_headers(&id, body.as_bytes()), body.as_bytes());
+                            if (200..300).contains(&s) {
+                                break;
+                            }
+                            retries += 1;
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                    retries
+                })
+            })
+            .collect();
+        let retries: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let accepted_s = started.elapsed().as_secs_f64();
+        let status_url = format!("{}/internal/sync/status", api.url);
+        let bearer = [(
+            "authorization".to_string(),
+            format!("Bearer {DEV_API_SECRET}"),
+        )];
+        let converged = wait_until(Duration::from_secs(3600), || {
+            get_with(&status_url, &bearer).1["users"]["total"].as_u64() == Some(n as u64)
+        });
+        let converged_s = started.elapsed().as_secs_f64();
+        assert!(converged, "{mode}: the table never held {n} users");
+        let routes: Vec<Json> = api
+            .logs()
+            .lines()
+            .filter_map(|l| l.find('{').map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .collect();
+        let calls = |route: &str| routes.iter().filter(|l| l["route"] == route).count();
+        let result = json!({
+            "deliveries": n,
+            "senders": senders,
+            "accepted_s": accepted_s,
+            "accepted_per_s": n as f64 / accepted_s,
+            "svix_retries": retries,
+            "converged_s": converged_s,
+            "single_calls": calls("/internal/clerk-sync"),
+            "batch_calls": calls("/internal/clerk-sync/batch"),
+            "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "),
+        });
+        eprintln!("{mode}: {result}");
+        results.insert(mode.into(), result);
+        drop(relay);
+        drop(api);
+    }
+    let out = repo_root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("queue.json"),
+        serde_json::to_string_pretty(&Json::Object(results)).unwrap(),
+    )
+    .unwrap();
+}

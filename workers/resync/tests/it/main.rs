@@ -11,4 +11,5 @@ mod support;
 
 mod admin;
 mod bench;
+mod dead_letters;
 mod runs;
