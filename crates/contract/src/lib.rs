@@ -13,6 +13,7 @@ pub mod batch;
 pub mod body;
 pub mod clerk;
 pub mod command;
+pub mod exchange;
 pub mod failure;
 pub mod metrics;
 pub mod rows;

@@ -6,21 +6,7 @@
 //! decides nothing.
 
 /// What became of one outgoing request ([`exchange`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exchanged {
-    Status {
-        status: u16,
-        /// The `Retry-After` header, as sent.
-        retry_after: Option<String>,
-        /// Empty when the answer was longer than the caller's limit: too
-        /// large to be the answer expected, so unreadable.
-        body: Vec<u8>,
-    },
-    /// No answer: DNS, connection refused or reset, or a request the
-    /// runtime would not build.
-    Unreachable,
-    TimedOut,
-}
+pub use clerk_sync_contract::exchange::Answer as Exchanged;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {

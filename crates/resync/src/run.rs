@@ -55,18 +55,7 @@ pub enum Action {
 }
 
 /// What became of the request the last [`Action`] asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Status {
-        status: u16,
-        /// The `Retry-After` header, as sent.
-        retry_after: Option<String>,
-        body: Vec<u8>,
-    },
-    /// No answer: DNS, connection refused or reset.
-    Unreachable,
-    TimedOut,
-}
+pub use clerk_sync_contract::exchange::Answer;
 
 /// The persisted state cannot be read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use clerk_sync_contract::batch::BATCH_PATH;
 use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
-use clerk_sync_platform::{exchange, json_response, read_body, BodyError, Exchanged, Outgoing};
+use clerk_sync_platform::{exchange, json_response, read_body, BodyError, Outgoing};
 use clerk_sync_resync::{parse_start, Action, Answer, Run, RunId, Scope};
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
@@ -562,19 +562,7 @@ async fn request(
         timeout_ms,
         max_answer_bytes: MAX_ANSWER_BYTES,
     };
-    match exchange(None, out).await {
-        Exchanged::Status {
-            status,
-            retry_after,
-            body,
-        } => Answer::Status {
-            status,
-            retry_after,
-            body,
-        },
-        Exchanged::Unreachable => Answer::Unreachable,
-        Exchanged::TimedOut => Answer::TimedOut,
-    }
+    exchange(None, out).await
 }
 
 /// For a run id: not a secret, only unique.
