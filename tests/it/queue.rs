@@ -7,8 +7,10 @@
 //! - A seeded schedule of signed deliveries, with Svix-style repeats (a
 //!   delivery sent again after its 2xx, as when Svix lost the answer),
 //!   while the API flips: every delivery answered 2xx ends applied exactly
-//!   once, or recorded as failed when the API rejected it; the batch
-//!   endpoint receives batches, not single commands.
+//!   once, or recorded as failed when the API rejected it or when its
+//!   retries ran out in the bad phases (only after its tries reached the
+//!   API); the batch endpoint receives batches, not single commands.
+//! - A rejected command while the API is healthy: recorded as `rejected`.
 //! - The API down for longer than the queue's retries: those commands end
 //!   recorded as failed (`retries_exhausted`), once the API is back for the
 //!   dead-letter consumer, and never applied.
@@ -401,38 +403,61 @@ fn queue_mode_delivers_each_command_once_in_batches_and_records_what_it_cannot()
     }
     let taken: HashSet<String> = taken.lock().unwrap().iter().cloned().collect();
     assert_eq!(taken.len(), 320, "every delivery answered 2xx");
-    let expect_applied: HashSet<String> = taken.difference(&rejected).cloned().collect();
+    // Every taken delivery ends somewhere: applied, or recorded as failed.
+    // Which one depends on timing: a message whose four tries all landed
+    // in bad phases (a busy machine stretches the batches) is dead-lettered
+    // as `retries_exhausted`, exactly as the contract says; what may never
+    // happen is a delivery lost, applied twice, or applied and recorded.
     let converged = wait_until(CONVERGE, || {
         let b = api.books();
-        b.applied.len() == expect_applied.len()
-            && rejected.iter().all(|op| b.failed.contains_key(op))
+        taken
+            .iter()
+            .all(|op| b.applied.contains_key(op) || b.failed.contains_key(op))
     });
     let part1 = started.elapsed();
     {
         let b = api.books();
         assert!(
             converged,
-            "not converged: {} applied of {}, failed {:?}",
+            "not converged: {} applied, {} failed of {} taken",
             b.applied.len(),
-            expect_applied.len(),
-            b.failed
+            b.failed.len(),
+            taken.len()
         );
-        let applied: HashSet<String> = b.applied.keys().cloned().collect();
-        assert_eq!(
-            applied, expect_applied,
-            "exactly the taken deliveries are applied"
-        );
-        assert!(b.applied.values().all(|&n| n == 1), "each applied once");
-        for op in &rejected {
-            assert_eq!(b.failed[op], "rejected", "{op}");
+        let tries = |op: &str| b.attempts.get(op).copied().unwrap_or(0);
+        let mut exhausted = 0;
+        for op in &taken {
+            let applied = b.applied.get(op).copied();
+            let failed = b.failed.get(op).map(String::as_str);
+            assert!(
+                applied.is_none() || failed.is_none(),
+                "{op} applied and recorded"
+            );
+            assert!(applied.unwrap_or(1) == 1, "{op} applied {applied:?} times");
+            match failed {
+                // Its 4 batch tries and at least one record_failure reached the API.
+                Some("retries_exhausted") => {
+                    assert!(
+                        tries(op) >= 5,
+                        "{op} dead-lettered after {} tries",
+                        tries(op)
+                    );
+                    exhausted += 1;
+                }
+                Some("rejected") => assert!(rejected.contains(op), "{op} rejected"),
+                Some(other) => panic!("{op} recorded as {other}"),
+                None => assert!(!rejected.contains(op), "{op} applied though rejected"),
+            }
         }
         assert_eq!(b.direct_calls, 0, "queue mode never forwards one by one");
         assert_eq!(b.unauthorized, 0);
         // Batches, not single commands: the calls are far fewer than the commands.
         eprintln!(
-            "part 1: {} deliveries (+ repeats) in {:.1}s: {} batch calls carried {} commands (largest {}), {} failure calls; modes {:?}",
+            "part 1: {} deliveries (+ repeats) in {:.1}s: {} applied, {} dead-lettered after their retries; {} batch calls carried {} commands (largest {}), {} failure calls; modes {:?}",
             taken.len(),
             part1.as_secs_f64(),
+            b.applied.len(),
+            exhausted,
             b.batch_calls,
             b.batch_commands,
             b.largest_batch,
@@ -448,7 +473,32 @@ fn queue_mode_delivers_each_command_once_in_batches_and_records_what_it_cannot()
         );
     }
 
+    // A rejected command with the API healthy: straight to the dead-letter
+    // path as `rejected`, never applied, whatever part 1's timing was.
+    let refused: Vec<String> = (0..3).map(|n| format!("msg_refused_{n}")).collect();
+    for (n, id) in refused.iter().enumerate() {
+        let body = delivery(
+            "docs_user_created.json",
+            &format!("user_reject_healthy_{n}"),
+        );
+        let (status, reply) = post(&hook, &svix_headers(id, &body), &body);
+        assert_eq!(status, 200, "queued: {reply}");
+    }
+    let recorded = wait_until(CONVERGE, || {
+        let b = api.books();
+        refused.iter().all(|op| b.failed.contains_key(op))
+    });
+    {
+        let b = api.books();
+        assert!(recorded, "rejected commands not recorded: {:?}", b.failed);
+        for op in &refused {
+            assert_eq!(b.failed[op], "rejected", "{op}");
+            assert!(!b.applied.contains_key(op), "{op} applied");
+        }
+    }
+
     // Part 2: the API down for longer than the queue's retries.
+    let part2 = Instant::now();
     api.set(Mode::Down);
     let dead: Vec<String> = (0..20).map(|n| format!("msg_dead_{n}")).collect();
     for (n, id) in dead.iter().enumerate() {
@@ -470,7 +520,7 @@ fn queue_mode_delivers_each_command_once_in_batches_and_records_what_it_cannot()
             .map(|op| api.books().attempts.get(op).copied())
             .collect::<Vec<_>>()
     );
-    let down_for = started.elapsed() - part1;
+    let down_for = part2.elapsed();
     api.set(Mode::Healthy);
     let recorded = wait_until(CONVERGE, || {
         let b = api.books();
