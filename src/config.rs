@@ -5,7 +5,18 @@
 use clerk_sync_contract::secret::SecretString;
 use clerk_sync_contract::time::UnixMillis;
 
-use crate::verify::{SignatureHeaders, SigningSecret, VerifiedDelivery, Verifier, VerifyError};
+use crate::verify::{
+    Challenge, SignatureHeaders, SigningSecret, VerifiedDelivery, Verifier, VerifyError,
+};
+
+/// A delivery's signature step, as far as it can go without a MAC.
+#[derive(Debug)]
+pub enum Checked {
+    /// Unsigned, and the configuration allows it.
+    Verified(VerifiedDelivery),
+    /// Signed: the MACs decide.
+    NeedsMacs(Challenge),
+}
 
 pub const CLERK_WEBHOOK_SECRET: &str = "CLERK_WEBHOOK_SECRET";
 pub const WEBHOOK_QUERY_SECRET: &str = "WEBHOOK_QUERY_SECRET";
@@ -204,18 +215,42 @@ impl Config {
 
     /// Step 3 of a delivery: the Svix signature over `body` at `now`, or,
     /// only when `ALLOW_UNSIGNED_WEBHOOKS=true` and none of the six signature
-    /// headers is present, an unsigned delivery.
+    /// headers is present, an unsigned delivery. The MACs in software.
     pub fn verify(
         &self,
         headers: &SignatureHeaders,
         body: Vec<u8>,
         now: UnixMillis,
     ) -> Result<VerifiedDelivery, VerifyError> {
-        if self.allow_unsigned && headers.is_empty() {
-            Ok(Verifier::accept_unsigned(body))
-        } else {
-            self.verifier.verify(headers, body, now)
+        match self.check(headers, body, now)? {
+            Checked::Verified(delivery) => Ok(delivery),
+            Checked::NeedsMacs(challenge) => {
+                let macs = self.verifier.macs(challenge.signed_content());
+                challenge.settle(&macs)
+            }
         }
+    }
+
+    /// Step 3 up to the MACs: an allowed unsigned delivery is done; a signed
+    /// one passed every check but the MAC, to be computed with [`Config::keys`].
+    pub fn check(
+        &self,
+        headers: &SignatureHeaders,
+        body: Vec<u8>,
+        now: UnixMillis,
+    ) -> Result<Checked, VerifyError> {
+        if self.allow_unsigned && headers.is_empty() {
+            Ok(Checked::Verified(Verifier::accept_unsigned(body)))
+        } else {
+            self.verifier
+                .challenge(headers, body, now)
+                .map(Checked::NeedsMacs)
+        }
+    }
+
+    /// The signing secrets' raw keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.verifier.keys()
     }
 
     pub fn signing_secret_count(&self) -> usize {

@@ -21,6 +21,8 @@ pub enum RelayError {
     PayloadTooLarge,
     #[error("the request body could not be read")]
     UnreadableBody,
+    #[error("the signature could not be computed")]
+    SigningUnavailable,
     #[error(transparent)]
     Signature(#[from] VerifyError),
     #[error(transparent)]
@@ -58,7 +60,7 @@ impl RelayError {
             Self::Event(_) => 400,
             Self::UpstreamRejected(_) | Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
-            Self::QueueUnavailable => 503,
+            Self::QueueUnavailable | Self::SigningUnavailable => 503,
             Self::ResyncUnconfigured => 503,
             Self::ResyncUnavailable => 502,
         }
@@ -73,6 +75,7 @@ impl RelayError {
             Self::Unauthorized => "unauthorized",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnreadableBody => "unreadable_body",
+            Self::SigningUnavailable => "signing_unavailable",
             Self::Signature(VerifyError::MissingHeaders) => "missing_signature_headers",
             Self::Signature(VerifyError::InvalidId) => "invalid_message_id",
             Self::Signature(VerifyError::InvalidTimestamp) => "invalid_timestamp",

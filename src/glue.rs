@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 
 use clerk_sync_platform::{answer, read_request_body, BodyError};
 use worker::js_sys::{self, futures::JsFuture, Uint8Array, JSON};
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{
-    console_log, event, web_sys, worker_sys, Context, Env, Result, ScheduleContext, ScheduledEvent,
-};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::{console_log, event, web_sys, worker_sys, Env, ScheduleContext, ScheduledEvent};
 
 use crate::config::{Config, SYNC_DLQ, SYNC_QUEUE, VARIABLES};
 use crate::queue::{ApiAnswer, Consumer, Disposition};
@@ -20,8 +18,35 @@ use crate::resync::{self, CronLog, ResyncAnswer, ResyncCall};
 use crate::verify::SignatureHeaders;
 use crate::UnixMillis;
 
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
+/// The `fetch` handler, exported by hand as `queue` is (below) rather than
+/// through `#[event(fetch)]`, whose wrapper boxes `worker::Error`s to format
+/// them and builds its own 500 through `worker::Response` (about 0.4 KiB of
+/// the gzip upload). The answer is built in one call that has no reason to
+/// fail; if the runtime refused it, the promise rejects and the runtime
+/// answers 500.
+mod fetch_export {
+    use worker::wasm_bindgen::prelude::wasm_bindgen;
+    use worker::wasm_bindgen::JsValue;
+    use worker::web_sys;
+
+    #[wasm_bindgen(
+        wasm_bindgen = ::worker::wasm_bindgen,
+        wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+        js_sys = ::worker::js_sys
+    )]
+    pub async fn fetch(
+        req: web_sys::Request,
+        env: worker::Env,
+        _ctx: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        super::handle(req, env).await.map(JsValue::from)
+    }
+}
+
+async fn handle(
+    req: web_sys::Request,
+    env: Env,
+) -> std::result::Result<web_sys::Response, JsValue> {
     let started = js_sys::Date::now();
     let config = crate::config::with_bindings(load_config(&env), || {
         queue_binding(&env, SYNC_QUEUE).is_some()
@@ -58,6 +83,10 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
                 let signature = SignatureHeaders::from_lookup(header);
                 awaiting.body_read(body, &signature, now())
             }
+            Step::Sign(awaiting) => {
+                let macs = hmac_sha256(awaiting.keys(), awaiting.content()).await;
+                awaiting.signed(macs)
+            }
             Step::Forward(awaiting, request) => {
                 Step::Reply(awaiting.answered(forward(request).await))
             }
@@ -85,7 +114,6 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     let reply = done.reply;
     let content_type = reply.content_type.as_deref().unwrap_or("application/json");
     answer(reply.status, content_type, &reply.body, reply.allow)
-        .map_err(|_| worker::Error::RustError("the answer could not be built".into()))
 }
 
 /// Every header of the request in one call (`Object.fromEntries`, as JSON),
@@ -330,6 +358,57 @@ async fn forward(f: ForwardRequest) -> UpstreamResult {
         Err(_) if signal.aborted() => UpstreamResult::TimedOut,
         Err(_) => UpstreamResult::Unavailable,
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey)]
+    fn import_key(
+        format: &str,
+        key: &[u8],
+        algorithm: &JsValue,
+        extractable: bool,
+        usages: &JsValue,
+    ) -> js_sys::Promise;
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = sign)]
+    fn sign(algorithm: &str, key: &JsValue, data: &[u8]) -> js_sys::Promise;
+}
+
+thread_local! {
+    /// Each signing secret's `CryptoKey` (not extractable), imported once per
+    /// isolate: the raw key it was made from, and the key.
+    static KEYS: std::cell::RefCell<Vec<(Vec<u8>, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// HMAC-SHA256 of `content` with each key, by the runtime's WebCrypto
+/// (BoringSSL's SHA-256, native code, where the wasm's would be software:
+/// see BENCHMARKS.md). The content crosses as a view of wasm memory, which
+/// WebCrypto copies at the call. `None` if the runtime failed, which it has
+/// no reason to.
+async fn hmac_sha256<'k>(
+    keys: impl Iterator<Item = &'k [u8]>,
+    content: &[u8],
+) -> Option<Vec<[u8; 32]>> {
+    let mut macs = Vec::new();
+    for raw in keys {
+        let cached =
+            KEYS.with_borrow(|k| k.iter().find(|(r, _)| r == raw).map(|(_, key)| key.clone()));
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let algorithm = JSON::parse(r#"{"name":"HMAC","hash":"SHA-256"}"#).ok()?;
+                let usages = JSON::parse(r#"["sign"]"#).ok()?;
+                let key = JsFuture::from(import_key("raw", raw, &algorithm, false, &usages))
+                    .await
+                    .ok()?;
+                KEYS.with_borrow_mut(|k| k.push((raw.to_vec(), key.clone())));
+                key
+            }
+        };
+        let mac = JsFuture::from(sign("HMAC", &key, content)).await.ok()?;
+        macs.push(Uint8Array::new(&mac).to_vec().try_into().ok()?);
+    }
+    Some(macs)
 }
 
 /// `s` as a JSON string literal.

@@ -8,8 +8,12 @@
 //!         ▼
 //! Step::ReadBody(AwaitingBody)    glue reads the body as told (whole or chunked, bounded)
 //!         │ .body_read(body, signature headers, now)
-//!         ▼                      ─▶ Reply               413 read, 401 signature, 400 event, 200 ignored
+//!         ▼                      ─▶ Reply               413 read, 401 signature headers, (unsigned:) 400, 200
+//! Step::Sign(AwaitingMacs)        glue computes HMAC-SHA256 of .content() with each of .keys() (WebCrypto)
+//!         │ .signed(macs)
+//!         ▼                      ─▶ Reply               401 signature, 503 signing_unavailable, 400 event, 200 ignored
 //! Step::Forward(AwaitingUpstream, ForwardRequest)       glue performs the one fetch
+//!   or Step::Enqueue(AwaitingQueue, message)             queue mode: glue sends to SYNC_QUEUE
 //!         │ .answered(upstream result)
 //!         ▼
 //! Done { reply, log }             200 forwarded, 502, 504
@@ -37,12 +41,12 @@ use clerk_sync_contract::body::{body_read, declared_too_long, BodyRead};
 use clerk_sync_contract::command::Command;
 use clerk_sync_contract::time::UnixMillis;
 
-use crate::config::{is_loopback_host, url_host, Config, ConfigProblem, DeliveryMode};
+use crate::config::{is_loopback_host, url_host, Checked, Config, ConfigProblem, DeliveryMode};
 use crate::error::RelayError;
 use crate::event::{map_event, Mapped};
 use crate::log::RequestLog;
 use crate::resync::{self, ResyncAnswer, ResyncCall, ResyncHealth};
-use crate::verify::{SignatureHeaders, VerifiedDelivery};
+use crate::verify::{Challenge, SignatureHeaders, VerifiedDelivery};
 
 pub const WEBHOOK_PATH: &str = "/webhook";
 pub const HEALTH_PATH: &str = "/health";
@@ -136,6 +140,8 @@ pub enum Step<'c> {
     /// Queue mode: send this message (the command's JSON) to `SYNC_QUEUE`,
     /// then call [`AwaitingQueue::sent`] with whether the send resolved.
     Enqueue(AwaitingQueue, String),
+    /// Compute the delivery's MACs, then call [`AwaitingMacs::signed`].
+    Sign(AwaitingMacs<'c>),
     /// Look up the `RESYNC` service binding ([`resync::BINDING`]), then call
     /// [`AwaitingBinding::bound`].
     FindResync(AwaitingBinding<'c>),
@@ -268,7 +274,7 @@ pub enum ReadFailure {
     Unreadable,
 }
 
-impl AwaitingBody<'_> {
+impl<'c> AwaitingBody<'c> {
     pub fn how(&self) -> BodyRead {
         self.how
     }
@@ -279,20 +285,37 @@ impl AwaitingBody<'_> {
 
     /// The body as read, the signature headers, and the relay's clock: the
     /// signature is checked over exactly these bytes, then the event mapped.
+    /// A signed delivery first goes through [`Step::Sign`] for its MACs.
     pub fn body_read(
-        mut self,
+        self,
         body: Result<Vec<u8>, ReadFailure>,
         headers: &SignatureHeaders,
         now: UnixMillis,
-    ) -> Step<'static> {
-        let processed = match body {
+    ) -> Step<'c> {
+        let checked = match body {
             Err(ReadFailure::TooLarge) => Err(RelayError::PayloadTooLarge),
             Err(ReadFailure::Unreadable) => Err(RelayError::UnreadableBody),
-            Ok(body) => process(self.config, headers, body, now),
+            Ok(body) if body.len() > self.config.max_body_bytes as usize => {
+                Err(RelayError::PayloadTooLarge)
+            }
+            Ok(body) => self.config.check(headers, body, now).map_err(Into::into),
         };
-        let processed = match processed {
-            Ok(p) => p,
-            Err(e) => return Step::Reply(Done::new(self.log, Err(e), self.path)),
+        match checked {
+            Ok(Checked::Verified(delivery)) => self.verified(delivery, now),
+            Ok(Checked::NeedsMacs(challenge)) => Step::Sign(AwaitingMacs {
+                body: self,
+                challenge,
+                now,
+            }),
+            Err(e) => Step::Reply(Done::new(self.log, Err(e), self.path)),
+        }
+    }
+
+    /// Step 4 and on: the event mapped, then ignored, queued or forwarded.
+    fn verified(mut self, delivery: VerifiedDelivery, now: UnixMillis) -> Step<'c> {
+        let processed = match map_event(&delivery, now) {
+            Ok(mapped) => Processed { delivery, mapped },
+            Err(e) => return Step::Reply(Done::new(self.log, Err(e.into()), self.path)),
         };
         self.log.processed(&processed);
         match processed.mapped {
@@ -319,6 +342,43 @@ impl AwaitingBody<'_> {
                     request,
                 )
             }
+        }
+    }
+}
+
+/// A signed delivery that passed every check but its MAC: the glue computes
+/// HMAC-SHA256 of [`AwaitingMacs::content`] with each of
+/// [`AwaitingMacs::keys`] (the runtime's WebCrypto: native SHA-256, where
+/// the wasm's is software), then calls [`AwaitingMacs::signed`].
+#[derive(Debug)]
+pub struct AwaitingMacs<'c> {
+    body: AwaitingBody<'c>,
+    challenge: Challenge,
+    now: UnixMillis,
+}
+
+impl<'c> AwaitingMacs<'c> {
+    pub fn content(&self) -> &[u8] {
+        self.challenge.signed_content()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.body.config.keys()
+    }
+
+    /// The MACs in the order of the keys, or `None` when the runtime could
+    /// not compute them (503 `signing_unavailable`: Svix retries).
+    pub fn signed(self, macs: Option<Vec<[u8; 32]>>) -> Step<'c> {
+        let Some(macs) = macs else {
+            return Step::Reply(Done::new(
+                self.body.log,
+                Err(RelayError::SigningUnavailable),
+                self.body.path,
+            ));
+        };
+        match self.challenge.settle(&macs) {
+            Ok(delivery) => self.body.verified(delivery, self.now),
+            Err(e) => Step::Reply(Done::new(self.body.log, Err(e.into()), self.body.path)),
         }
     }
 }
@@ -753,6 +813,85 @@ mod tests {
         config_with(allow_unsigned, "http://127.0.0.1:8787").unwrap()
     }
 
+    /// What the glue's WebCrypto computes, in software.
+    fn software_macs(s: &AwaitingMacs<'_>) -> Vec<[u8; 32]> {
+        use hmac::Mac;
+        s.keys()
+            .map(|key| {
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+                mac.update(s.content());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
+    }
+
+    /// Svix's headers for `body`, signed with [`SECRET`] at [`NOW`].
+    fn signed_headers(body: &[u8]) -> SignatureHeaders {
+        use base64::Engine;
+        use hmac::Mac;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(SECRET.trim_start_matches("whsec_"))
+            .unwrap();
+        let ts = NOW.as_secs().to_string();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(format!("msg_1.{ts}.").as_bytes());
+        mac.update(body);
+        let tag = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        SignatureHeaders::from_lookup(|name| match name {
+            "svix-id" => Some("msg_1".into()),
+            "svix-timestamp" => Some(ts.clone()),
+            "svix-signature" => Some(format!("v1,{tag}")),
+            _ => None,
+        })
+    }
+
+    /// A signed delivery up to its [`Step::Sign`].
+    fn awaiting_macs(config: &Config) -> AwaitingMacs<'_> {
+        let config = Box::leak(Box::new(Ok(config.clone())));
+        let len = DELETE.len().to_string();
+        let step = start(config, &head("POST", HOOK, Some(&len)));
+        let Step::ReadBody(s) = step else {
+            panic!("{step:?}")
+        };
+        match s.body_read(Ok(DELETE.to_vec()), &signed_headers(DELETE), NOW) {
+            Step::Sign(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signed_delivery_is_forwarded_only_with_a_matching_mac_from_the_glue() {
+        let c = config(false);
+        // The MACs the glue computed, over "{id}.{timestamp}.{body}".
+        let s = awaiting_macs(&c);
+        assert!(s.content().ends_with(DELETE));
+        assert!(s.content().starts_with(b"msg_1."));
+        assert_eq!(s.keys().count(), 1);
+        let macs = software_macs(&s);
+        let Step::Forward(_, request) = s.signed(Some(macs.clone())) else {
+            panic!("not forwarded")
+        };
+        assert!(String::from_utf8(request.body)
+            .unwrap()
+            .contains(r#""operation_id":"msg_1""#));
+        // A MAC that does not match, or none where a key is configured.
+        let mut wrong = macs.clone();
+        wrong[0][0] ^= 1;
+        for macs in [wrong, Vec::new(), [macs[0]; 2].to_vec()] {
+            let Step::Reply(done) = awaiting_macs(&c).signed(Some(macs)) else {
+                panic!("answered without a reply")
+            };
+            assert_eq!(done.reply.status, 401);
+            assert_eq!(done.log.outcome, "invalid_signature");
+        }
+        // The runtime could not compute them: 503, so Svix retries.
+        let Step::Reply(done) = awaiting_macs(&c).signed(None) else {
+            panic!("answered without a reply")
+        };
+        assert_eq!(done.reply.status, 503);
+        assert_eq!(done.log.outcome, "signing_unavailable");
+    }
+
     fn head<'a>(method: &'a str, url: &'a str, len: Option<&'a str>) -> RequestHead<'a> {
         RequestHead {
             method,
@@ -793,6 +932,11 @@ mod tests {
                 Step::ReadBody(s) => {
                     steps.push("read_body");
                     s.body_read(body.clone(), &SignatureHeaders::default(), NOW)
+                }
+                Step::Sign(s) => {
+                    steps.push("sign");
+                    let macs = software_macs(&s);
+                    s.signed(Some(macs))
                 }
                 Step::Forward(s, _) => {
                     steps.push("forward");

@@ -99,14 +99,10 @@ impl SigningSecret {
         Ok(Self(key))
     }
 
-    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> [u8; 32] {
-        // Three updates: the body is never copied or re-encoded.
+    /// HMAC-SHA256 in software over `"{id}.{timestamp}.{body}"`.
+    fn mac(&self, signed: &[u8]) -> [u8; 32] {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("hmac takes any key length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.as_bytes());
-        mac.update(b".");
-        mac.update(body);
+        mac.update(signed);
         mac.finalize().into_bytes().into()
     }
 
@@ -114,7 +110,9 @@ impl SigningSecret {
     /// unit tests' signer; other code signs with `clerk-sync-testkit`).
     #[cfg(test)]
     fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        let tag = self.mac(id, &timestamp.to_string(), body);
+        let mut signed = format!("{id}.{timestamp}.").into_bytes();
+        signed.extend_from_slice(body);
+        let tag = self.mac(&signed);
         format!("v1,{}", STANDARD.encode(tag))
     }
 }
@@ -194,7 +192,9 @@ impl SignatureHeaders {
 pub struct VerifiedDelivery {
     operation_id: String,
     signed_at: Option<UnixMillis>,
-    body: Vec<u8>,
+    /// The body, after `start` bytes of what was signed with it.
+    bytes: Vec<u8>,
+    start: usize,
 }
 
 impl std::fmt::Debug for VerifiedDelivery {
@@ -203,7 +203,7 @@ impl std::fmt::Debug for VerifiedDelivery {
         f.debug_struct("VerifiedDelivery")
             .field("operation_id", &self.operation_id)
             .field("signed_at", &self.signed_at)
-            .field("body_len", &self.body.len())
+            .field("body_len", &self.body().len())
             .finish()
     }
 }
@@ -221,7 +221,7 @@ impl VerifiedDelivery {
 
     /// The bytes that were verified.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        &self.bytes[self.start..]
     }
 
     pub fn is_signed(&self) -> bool {
@@ -245,13 +245,35 @@ impl Verifier {
         self.secrets.len()
     }
 
-    /// Verifies a signed delivery at `now`; on success the delivery owns `body`.
+    /// Verifies a signed delivery at `now`; on success the delivery owns
+    /// `body`. The MACs are computed here, in software: [`Verifier::challenge`]
+    /// then [`Challenge::settle`] with MACs computed elsewhere (the Worker
+    /// uses the runtime's WebCrypto) is the same check.
     pub fn verify(
         &self,
         headers: &SignatureHeaders,
         body: Vec<u8>,
         now: UnixMillis,
     ) -> Result<VerifiedDelivery, VerifyError> {
+        let challenge = self.challenge(headers, body, now)?;
+        let macs = self.macs(challenge.signed_content());
+        challenge.settle(&macs)
+    }
+
+    /// HMAC-SHA256 of `content` with each key, in software.
+    pub fn macs(&self, content: &[u8]) -> Vec<[u8; 32]> {
+        self.secrets.iter().map(|s| s.mac(content)).collect()
+    }
+
+    /// Every check of a signed delivery that needs no MAC (headers, id,
+    /// timestamp at `now`, the signature entries), and the content to MAC
+    /// with each of [`Verifier::keys`].
+    pub fn challenge(
+        &self,
+        headers: &SignatureHeaders,
+        body: Vec<u8>,
+        now: UnixMillis,
+    ) -> Result<Challenge, VerifyError> {
         let [Some(id), Some(timestamp), Some(signature)] =
             headers.family().ok_or(VerifyError::MissingHeaders)?
         else {
@@ -268,22 +290,29 @@ impl Verifier {
             .and_then(|s| UnixMillis::from_secs(i64::try_from(s).ok()?))
             .ok_or(VerifyError::TimestampOutOfTolerance)?;
         let candidates = parse_signatures(signature)?;
-        let matched = self.secrets.iter().any(|secret| {
-            let expected = secret.mac(id, timestamp, &body);
-            // Fold without short-circuit so the time does not depend on which entry matched.
-            candidates
-                .iter()
-                .fold(subtle::Choice::from(0), |acc, c| acc | c.ct_eq(&expected))
-                .into()
-        });
-        if !matched {
-            return Err(VerifyError::InvalidSignature);
-        }
-        Ok(VerifiedDelivery {
+        // "{id}.{timestamp}.{body}" in one buffer: the body is copied once,
+        // and the delivery keeps it (its body is the part after the prefix).
+        let start = id.len() + timestamp.len() + 2;
+        let mut signed = Vec::with_capacity(start + body.len());
+        signed.extend_from_slice(id.as_bytes());
+        signed.push(b'.');
+        signed.extend_from_slice(timestamp.as_bytes());
+        signed.push(b'.');
+        signed.extend_from_slice(&body);
+        Ok(Challenge {
             operation_id: id.to_owned(),
-            signed_at: Some(signed_at),
-            body,
+            signed_at,
+            candidates,
+            signed,
+            start,
+            keys: self.secrets.len(),
         })
+    }
+
+    /// The raw keys of the configured secrets, in order: what the MACs
+    /// handed to [`Challenge::settle`] are computed with.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.secrets.iter().map(|s| s.0.as_slice())
     }
 
     /// An unsigned delivery, for local testing when the configuration allows
@@ -295,8 +324,62 @@ impl Verifier {
         VerifiedDelivery {
             operation_id: format!("unsigned_{}", hex::encode(&digest[..16])),
             signed_at: None,
-            body,
+            bytes: body,
+            start: 0,
         }
+    }
+}
+
+/// A signed delivery that passed every check but the MAC: its content to
+/// MAC, once per configured key, and the entries the MACs must match.
+/// [`Challenge::settle`] is the only way on, to a [`VerifiedDelivery`].
+pub struct Challenge {
+    operation_id: String,
+    signed_at: UnixMillis,
+    candidates: Vec<[u8; 32]>,
+    signed: Vec<u8>,
+    start: usize,
+    keys: usize,
+}
+
+impl std::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the body nor the signatures.
+        f.debug_struct("Challenge")
+            .field("operation_id", &self.operation_id)
+            .field("body_len", &(self.signed.len() - self.start))
+            .finish()
+    }
+}
+
+impl Challenge {
+    /// `"{id}.{timestamp}.{body}"`, the bytes each key MACs.
+    pub fn signed_content(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// Accepts the delivery when one of `macs` (HMAC-SHA256 of
+    /// [`Challenge::signed_content`] with each of [`Verifier::keys`], in
+    /// order) equals one of the signature entries, compared in constant time.
+    /// Fewer or more MACs than keys match nothing.
+    pub fn settle(self, macs: &[[u8; 32]]) -> Result<VerifiedDelivery, VerifyError> {
+        let matched = macs.len() == self.keys
+            && macs.iter().any(|expected| {
+                // Fold without short-circuit so the time does not depend on which entry matched.
+                self.candidates
+                    .iter()
+                    .fold(subtle::Choice::from(0), |acc, c| acc | c.ct_eq(expected))
+                    .into()
+            });
+        if !matched {
+            return Err(VerifyError::InvalidSignature);
+        }
+        Ok(VerifiedDelivery {
+            operation_id: self.operation_id,
+            signed_at: Some(self.signed_at),
+            bytes: self.signed,
+            start: self.start,
+        })
     }
 }
 
