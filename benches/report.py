@@ -128,7 +128,8 @@ def write():
     add("## 1. Native cost per delivery")
     add("")
     add(f"`cargo bench --bench relay` (criterion; {n} runs, each a fresh process; the bench profile is the "
-        "release profile the Worker ships with, so `opt-level = \"s\"` except SHA-256 at 3). Each figure is "
+        "release profile the Worker ships with, so `opt-level = \"s\"`; the relay's HMAC here is the `hmac` crate's, "
+        "where the Worker uses the runtime's WebCrypto). Each figure is "
         "criterion's median time for one delivery:")
     add("")
     add("- **relay**: `relay::process` (signature, envelope, event, mapping) and `Command::to_json`;")
@@ -222,12 +223,14 @@ def write():
         else:
             add(f"- {body}: rust / js {vj:.2f}×, overhead over the floor {of:.3f} ms.")
     if any(body == "3KB" and (vj > 0.9 or of > 0.15) for body, vj, of, _ in goals):
-        add("- Why the 3 KB goals are not met, and the next step: the crossings are down from 201 to 71 and "
-            "were not the cost (*JS↔wasm crossings per delivery*); the runtime's own work is alike for both "
-            "relays, and what is left is the relay's wasm (*Where the CPU goes*): HMAC-SHA-256 in software "
-            "(about 0.04 ms per 3 KB, 0.6 ms per 64 KB, measured below), serde_json at `opt-level = \"s\"` "
-            "(0.89× at `opt-level = 3`, for 6.9 KiB of gzip), allocation. Next: the HMAC through the runtime's "
-            "WebCrypto, then serde_json at `opt-level = 3` if the budget allows (*What was tried*).")
+        add("- Why the 3 KB goals are not met, and the next step: the crossings were not the cost "
+            "(*JS↔wasm crossings per delivery*), and the HMAC is now the runtime's WebCrypto (native SHA-256; "
+            "about 0.15 ms less per 64 KB delivery, within noise at 3 KB: *What was tried*). What is left at "
+            "3 KB is the relay's wasm reading the JSON (two serde_json passes over the body at "
+            "`opt-level = \"s\"`; `opt-level = 3` no longer measured faster once the HMAC left the wasm) and "
+            "its allocations, against the JavaScript relay's JSON.parse in V8's C++. Next: read the event "
+            "through the runtime's JSON.parse into the few fields the command needs, measured side by side "
+            "against the one-pass serde reader that was tried (*What was tried*).")
     add("")
     cold_section(add, load)
     profile_section(add)
@@ -503,7 +506,7 @@ reports it; CPU per request as above, median of 3 alternating rounds against the
 | `opt-level = "z"` instead of `"s"` (after the changes above) | −1.8 KiB gzip; 64 KB: 0.865 → 0.995 ms CPU/request (3 KB within noise) | no |
 | wasm-opt `-Oz` instead of worker-build's `-O` | −0.05 KiB gzip | no (no gain) |
 | body read with one `bytes()` when its length is declared (stream kept for chunked bodies) | 3 KB: 0.537 → 0.455 ms CPU/request | yes |
-| `sha2` at `opt-level = 3` | 64 KB: 1.333 → 0.932 ms CPU/request; +0.4 KiB gzip | yes |
+| `sha2` at `opt-level = 3` | 64 KB: 1.333 → 0.932 ms CPU/request; +0.4 KiB gzip | yes (until the HMAC moved to WebCrypto, below) |
 | `serde_json` at `opt-level = 3` | 64 KB: −0.045 ms (within noise at 3 KB); +3.9 KiB gzip | no |
 | `AbortSignal.timeout()` instead of racing a `Delay` | no measurable change at 3 KB | no (then; yes since issue 13, below: less code, fewer crossings) |
 | the validated configuration cached once per isolate (`OnceLock`) instead of read from `env` on every request | 3 KB: 0.492 → 0.487 ms CPU/request (3 alternating rounds; within noise) | no (no gain) |
@@ -527,6 +530,16 @@ per-round ratios to the JavaScript relay, whose spread was about ±0.1 for every
 Each step is within the rounds' noise, and so is the sum (1.26× → 1.21×): the crossings were not where
 the CPU went (see *Where the CPU goes*).
 
+Issue 13, 2026-12-08 (`benches/load.py --only js --variant …`: the three builds side by side with the
+JavaScript relay in 5 alternating rounds of 4 s, another agent's build running on the machine;
+medians of the per-round ratios to the JavaScript relay, spread in brackets):
+
+| change | 3 KB rust / js | 64 KB rust / js | gzip | kept |
+|---|---|---|---|---|
+| the relay before (queue mode in) | 1.17× (1.11–1.21) | 0.72× (0.64–0.79) | 127.85 KiB | |
+| the HMAC by the runtime's WebCrypto (`crypto.subtle.sign`; the core's `Verifier::challenge` makes every other check and `Challenge::settle` compares in constant time; each secret's `CryptoKey` imported once per isolate), `sha2` back at `opt-level = "s"` (it now only hashes the query secret), and the `fetch` handler exported by hand as `queue` is (no `#[event(fetch)]` wrapper boxing and formatting `worker::Error`, nor its `worker::Response` 500) | 1.14× (1.09–1.26) | 0.57× (0.56–0.62) | 121.90 KiB | yes: 64 KB about 0.15 ms less per request, 3 KB within noise, 6 KiB freed (the hand-written export alone freed 6.6 KiB; WebCrypto cost 0.9 KiB with `sha2` at 3, 0.5 without) |
+| the above with `serde_json` at `opt-level = 3` | 1.18× (1.06–1.30) | 0.56× (0.55–0.61) | 128.65 KiB | no: no gain at 3 KB (the 0.89× measured before did not repeat) and over the budget |
+
 Measured for the next step, not kept (builds made for the measurement only):
 
 | build | 3 KB | 64 KB | gzip | why not kept |
@@ -546,7 +559,8 @@ above is one run of each). So the gap at 3 KB is the wasm's own work, not the gl
 through the runtime's WebCrypto (BoringSSL, native SHA-256: the core would hand the glue the signed
 content and compare the MACs it gets back, keeping the constant-time comparison and
 `VerifiedDelivery` in the verifier), serde_json at `opt-level = 3` in Cargo.toml's release profile,
-and fewer allocations per delivery.
+and fewer allocations per delivery. (The first two were measured on 2026-12-08, in the table above:
+the WebCrypto HMAC is kept; serde_json at `opt-level = 3` did not help at 3 KB and is not.)
 
 Natively the floor runs SHA-256 on the CPU's SHA extensions (about 1.6 GB/s here), while any relay
 must at least skip through the whole body's JSON once (serde_json at `opt-level = "s"`: about
