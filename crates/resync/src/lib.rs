@@ -11,6 +11,7 @@
 //! loop {
 //!     let action = run.poll(now());
 //!     let beside = run.poll_prefetch(now());       // the next page while a batch is in flight
+//!     let lookups = run.poll_lookups_beside(now()); // a sweep page's other lookups beside its lookup
 //!     storage.put(run.to_json());                  // before the requests: they are in the rate window now
 //!     let answer = match action {
 //!         Action::Clerk { path_and_query } => get(clerk_url + path_and_query, clerk_key),
@@ -20,6 +21,7 @@
 //!         Action::Finished => break,
 //!     };  // performed together with `beside`, each answer handed back as it comes:
 //!     run.handle_prefetch(now(), beside_answer);
+//!     run.handle_lookup_beside(now(), &lookup_path, lookup_answer);   // each, as it comes
 //!     run.handle(now(), answer);
 //!     storage.put(run.to_json());
 //!     while let Some(record) = run.poll_log() { log(record) }   // a page done: a good place to yield
@@ -28,7 +30,9 @@
 //!
 //! The page read beside a batch only waits for its turn: it is taken when
 //! the batch before it is answered, so the cursor and the counters move
-//! page by page as without it, and a restart loses only that read.
+//! page by page as without it, and a restart loses only that read. The
+//! sweep's lookups beside its lookup only say which ids exist, for the page
+//! in progress: in any order they end the page as in order.
 //!
 //! Persisting after `poll` matters: the request's time is then part of the
 //! rate window, so a restart cannot exceed the limit. What is not persisted

@@ -507,6 +507,9 @@ pub struct Run {
     /// That page's users, read: taken when the run gets to it.
     #[serde(skip)]
     prefetched: Option<Prefetched>,
+    /// The paths of the sweep's lookups asked for beside the one in flight.
+    #[serde(skip)]
+    lookups_beside: Vec<String>,
     #[serde(skip)]
     logs: VecDeque<LogRecord>,
 }
@@ -542,6 +545,7 @@ impl Run {
             in_flight: None,
             prefetch_in_flight: None,
             prefetched: None,
+            lookups_beside: Vec::new(),
             logs: VecDeque::new(),
         }
     }
@@ -616,6 +620,7 @@ impl Run {
     pub fn poll(&mut self, now: UnixMillis) -> Action {
         self.in_flight = None;
         self.prefetch_in_flight = None;
+        self.lookups_beside.clear();
         // Each turn without a request finishes a page or a phase, so this
         // ends; the bound only guards against a state that would not.
         for _ in 0..10_000 {
@@ -714,6 +719,96 @@ impl Run {
             }
             429 => self.rate_limited(now, retry_after.as_deref()),
             _ => self.wait_at_least(now, retry_after.as_deref()),
+        }
+    }
+
+    /// Requests the caller may perform beside the one [`Run::poll`] just
+    /// asked for, concurrently: while a sweep page's lookup is in flight,
+    /// the page's other lookups, as many as the rate window has room for
+    /// now (none while a wait holds). Persist the run after this too (the
+    /// requests are in the rate window now), and give each answer, with its
+    /// path, to [`Run::handle_lookup_beside`].
+    ///
+    /// A sweep lookup only asks which ids exist and changes nothing but the
+    /// page in progress, so answers taken out of order end the page as in
+    /// order; what a restart loses is only that page's lookups, asked again.
+    pub fn poll_lookups_beside(&mut self, now: UnixMillis) -> Vec<Action> {
+        let mut beside = Vec::new();
+        if !self.is_running()
+            || self.in_flight != Some(Request::ClerkLookup)
+            || now.as_millis() < self.not_before
+        {
+            return beside;
+        }
+        let (Phase::Sweep { .. }, Some(work)) = (&self.phase, &self.work) else {
+            return beside;
+        };
+        if !matches!(work.resolve, Resolve::Sweep(_)) {
+            return beside;
+        }
+        // The first is the one in flight.
+        for lookup in work.lookups.iter().skip(1) {
+            let path_and_query = lookup_path(lookup.key, &lookup.values);
+            if self.lookups_beside.contains(&path_and_query) {
+                continue;
+            }
+            if self.clerk_sent.next_slot(now, self.config.rate_limit()) > now {
+                break;
+            }
+            self.clerk_sent.record(now);
+            self.counters.clerk_requests = self.counters.clerk_requests.saturating_add(1);
+            self.lookups_beside.push(path_and_query.clone());
+            beside.push(Action::Clerk { path_and_query });
+        }
+        beside
+    }
+
+    /// Tells the run what became of a lookup [`Run::poll_lookups_beside`]
+    /// asked for at `path_and_query`. Its ids are taken for the page; a 429
+    /// makes the run wait as any 429 does; any other failure is forgotten,
+    /// and the lookup is asked for again in its turn, where its errors count.
+    pub fn handle_lookup_beside(&mut self, now: UnixMillis, path_and_query: &str, answer: Answer) {
+        let Some(at) = self.lookups_beside.iter().position(|p| p == path_and_query) else {
+            return;
+        };
+        self.lookups_beside.swap_remove(at);
+        if !self.is_running() {
+            return;
+        }
+        let Answer::Status {
+            status,
+            retry_after,
+            body,
+        } = answer
+        else {
+            return;
+        };
+        match status {
+            200..=299 => {}
+            429 => return self.rate_limited(now, retry_after.as_deref()),
+            _ => return self.wait_at_least(now, retry_after.as_deref()),
+        }
+        let Some(work) = self.work.as_mut() else {
+            return;
+        };
+        // Never the one in flight: its answer goes to `handle`.
+        let Some(at) = work
+            .lookups
+            .iter()
+            .skip(1)
+            .position(|l| lookup_path(l.key, &l.values) == path_and_query)
+        else {
+            return;
+        };
+        let limit = work.lookups[at + 1].values.len().max(1);
+        let Ok(ids) = parse_ids(&body, limit) else {
+            return;
+        };
+        if ids.iter().any(Option::is_none) {
+            return;
+        }
+        if let Some(lookup) = work.lookups.remove(at + 1) {
+            work.take_ids(&lookup.values, ids.into_iter().flatten());
         }
     }
 
@@ -1230,6 +1325,7 @@ impl Run {
         self.in_flight = None;
         self.prefetch_in_flight = None;
         self.prefetched = None;
+        self.lookups_beside.clear();
         self.logs.push_back(LogRecord {
             level: match state {
                 RunState::Failed => "error",

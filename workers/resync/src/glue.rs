@@ -12,7 +12,9 @@
 //! a process that dies mid-page resumes at that page on the next alarm,
 //! which the runtime keeps across restarts. While a page's batch is in
 //! flight the next Clerk page is read beside it, when the run allows
-//! ([`Run::poll_prefetch`]): the two requests run concurrently.
+//! ([`Run::poll_prefetch`]): the two requests run concurrently. Likewise a
+//! sweep page's lookups run together, as many as the rate window allows
+//! ([`Run::poll_lookups_beside`]).
 
 use std::cell::{Cell, RefCell};
 
@@ -21,7 +23,8 @@ use clerk_sync_contract::body::{body_read, declared_too_long};
 use clerk_sync_contract::UnixMillis;
 use clerk_sync_platform::{exchange, json_response, read_body, BodyError, Outgoing};
 use clerk_sync_resync::{parse_start, Action, Answer, Run, RunId, Scope};
-use futures_util::future::{select, Either};
+use futures_util::future::{join, select, Either};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 use worker::{
     console_log, durable_object, event, Context, Date, DurableObject, Env, Method, Request,
@@ -405,10 +408,11 @@ impl ResyncCoordinator {
                 c.run_mut().map(|r| {
                     let action = r.poll(now());
                     let beside = r.poll_prefetch(now());
-                    (r.run_id().clone(), action, beside)
+                    let lookups = r.poll_lookups_beside(now());
+                    (r.run_id().clone(), action, beside, lookups)
                 })
             });
-            let (run_id, action, beside) = step?;
+            let (run_id, action, beside, lookups) = step?;
             let answer = match &action {
                 Action::Finished => {
                     self.save().await.ok()?;
@@ -426,8 +430,12 @@ impl ResyncCoordinator {
                         return Some(5_000);
                     }
                     match beside {
-                        None => perform(&config, action).await,
                         Some(beside) => self.perform_beside(&config, &run_id, action, beside).await,
+                        None if !lookups.is_empty() => {
+                            self.perform_with_lookups(&config, &run_id, action, lookups)
+                                .await
+                        }
+                        None => perform(&config, action).await,
                     }
                 }
             };
@@ -478,6 +486,46 @@ impl ResyncCoordinator {
                 main.await
             }
         }
+    }
+
+    /// The run's request and the sweep lookups beside it, all concurrently:
+    /// each lookup's answer is handed back as it comes, and stored once
+    /// all are in. Returns the first request's answer.
+    async fn perform_with_lookups(
+        &self,
+        config: &ResyncConfig,
+        run_id: &RunId,
+        action: Action,
+        lookups: Vec<Action>,
+    ) -> Answer {
+        let ahead = async {
+            let mut pending: FuturesUnordered<_> = lookups
+                .into_iter()
+                .map(|lookup| async move {
+                    let path = match &lookup {
+                        Action::Clerk { path_and_query } => path_and_query.clone(),
+                        _ => String::new(),
+                    };
+                    (path, perform(config, lookup).await)
+                })
+                .collect();
+            while let Some((path, answer)) = pending.next().await {
+                self.with(|c| match c.run_mut() {
+                    Some(run) if run.run_id() == run_id => {
+                        run.handle_lookup_beside(now(), &path, answer)
+                    }
+                    _ => {}
+                });
+            }
+            // A 429 beside the lookup must hold across a restart too.
+            if self.save().await.is_err() {
+                log(
+                    json!({"level": "error", "event": "resync_state_not_stored"}),
+                    "resync",
+                );
+            }
+        };
+        join(perform(config, action), ahead).await.0
     }
 
     async fn take_ahead(&self, run_id: &RunId, answer: Answer) {

@@ -959,3 +959,117 @@ fn a_page_read_ahead_survives_nothing_it_should_not() {
     batch(run.poll(at(120)));
     assert_eq!(run.poll_prefetch(at(120)), None);
 }
+
+/// A sweep at the rows page, lookups of one id each: `user_0` to `user_3`.
+fn at_sweep_lookups(rate_limit_per_10s: u32) -> Run {
+    let mut run = new_run(
+        Scope::All,
+        RunConfig {
+            lookup_size: 1,
+            rate_limit_per_10s,
+            ..RunConfig::default()
+        },
+    );
+    clerk(run.poll(at(0)));
+    run.handle(at(10), count(0));
+    clerk(run.poll(at(20)));
+    run.handle(at(30), ok("[]"));
+    api_get(run.poll(at(40)));
+    let rows: Vec<Value> = (0..4)
+        .map(|i| json!({"clerk_id": format!("user_{i}"), "deleted": false}))
+        .collect();
+    run.handle(
+        at(50),
+        ok(json!({"users": rows, "next_after": null}).to_string()),
+    );
+    run
+}
+
+fn lookup(i: usize) -> String {
+    format!("/v1/users?limit=1&user_id=user_{i}")
+}
+
+fn exists(i: usize) -> Answer {
+    ok(body(&[SimUser::new(&format!("user_{i}"), 1).json()]))
+}
+
+/// The sweep's lookups of a page run together: their answers, in any
+/// order, delete exactly what they show missing, each request counted once.
+#[test]
+fn a_sweep_page_looks_up_its_ids_together() {
+    let mut run = at_sweep_lookups(1000);
+    assert!(run.poll_lookups_beside(at(55)).is_empty(), "none in flight");
+    assert_eq!(clerk(run.poll(at(60))), lookup(0));
+    let beside: Vec<String> = run
+        .poll_lookups_beside(at(60))
+        .into_iter()
+        .map(clerk)
+        .collect();
+    assert_eq!(beside, [lookup(1), lookup(2), lookup(3)]);
+    assert!(
+        run.poll_lookups_beside(at(60)).is_empty(),
+        "each asked once"
+    );
+    assert_eq!(run.counters().clerk_requests, 2 + 4);
+    // Out of order; user_2 is missing.
+    run.handle_lookup_beside(at(70), &lookup(3), exists(3));
+    run.handle_lookup_beside(at(71), &lookup(2), ok("[]"));
+    run.handle_lookup_beside(at(72), &lookup(1), exists(1));
+    run.handle(at(80), exists(0));
+    let deletes = batch(run.poll(at(90)));
+    let ids: Vec<&str> = deletes
+        .commands
+        .iter()
+        .map(|c| c.clerk_id.as_str())
+        .collect();
+    assert_eq!(ids, ["user_2"]);
+    assert_eq!(run.counters().clerk_requests, 6);
+    run.handle(at(100), all_applied(&deletes));
+    assert_eq!(run.state(), RunState::Completed);
+    assert_eq!(run.counters().deletes_sent, 1);
+}
+
+/// A lookup beside that fails is asked for again in its turn (a 429 holds
+/// the run back as any 429); an answer after a restart or for a lookup not
+/// asked changes nothing; the rate window bounds how many go together.
+#[test]
+fn a_lookup_beside_that_fails_is_asked_again_in_its_turn() {
+    let mut run = at_sweep_lookups(1000);
+    clerk(run.poll(at(60)));
+    assert_eq!(run.poll_lookups_beside(at(60)).len(), 3);
+    run.handle_lookup_beside(at(70), &lookup(1), code(500));
+    run.handle_lookup_beside(at(71), &lookup(2), too_many(Some("7")));
+    run.handle_lookup_beside(at(72), &lookup(3), exists(3));
+    run.handle_lookup_beside(at(73), &lookup(3), ok("[]"));
+    run.handle_lookup_beside(at(74), &lookup(0), ok("[]"));
+    run.handle(at(80), exists(0));
+    assert!(run.is_running());
+    assert_eq!(run.poll(at(90)), Action::WakeAt(at(7_071)));
+    assert_eq!(clerk(run.poll(at(7_071))), lookup(1));
+    assert_eq!(
+        run.poll_lookups_beside(at(7_071))
+            .into_iter()
+            .map(clerk)
+            .collect::<Vec<_>>(),
+        [lookup(2)]
+    );
+    // A restart forgets the lookups beside: a late answer is ignored.
+    let mut restored = Run::from_json(&run.to_json()).unwrap();
+    restored.handle_lookup_beside(at(7_080), &lookup(2), ok("[]"));
+    assert_eq!(
+        api_get(restored.poll(at(7_085))),
+        "/internal/users?live=true&limit=5"
+    );
+    run.handle_lookup_beside(at(7_080), &lookup(2), exists(2));
+    run.handle(at(7_090), exists(1));
+    // All four exist: nothing to delete, the run is done.
+    assert_eq!(run.poll(at(7_100)), Action::Finished);
+    assert_eq!(run.counters().deletes_sent, 0);
+
+    // Four requests a window: the count, the first page and the lookup in
+    // flight leave room for one beside it.
+    let mut run = at_sweep_lookups(4);
+    clerk(run.poll(at(60)));
+    assert_eq!(run.poll_lookups_beside(at(60)).len(), 1);
+    assert!(run.poll_lookups_beside(at(60)).is_empty());
+}

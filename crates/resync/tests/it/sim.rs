@@ -123,6 +123,9 @@ pub struct SimClerk {
     pub blocked_until: i64,
     /// `blocked_until` before the last answer, for an answer the run never got.
     blocked_before: i64,
+    /// While requests sent together are answered: `blocked_until` when they
+    /// were sent (none of them saw the others' 429s).
+    pub sent_together: Option<i64>,
     pub violations: Vec<String>,
     pub answered_429: u64,
 }
@@ -139,6 +142,7 @@ impl SimClerk {
             served: Vec::new(),
             blocked_until: i64::MIN,
             blocked_before: i64::MIN,
+            sent_together: None,
             violations: Vec::new(),
             answered_429: 0,
         };
@@ -190,14 +194,14 @@ impl SimClerk {
 
     /// Answers `GET {path_and_query}` arriving at `now`.
     pub fn answer(&mut self, now: i64, path_and_query: &str, rng: &mut fastrand::Rng) -> Answer {
-        if now < self.blocked_until {
+        let blocked_until = self.sent_together.unwrap_or(self.blocked_until);
+        if now < blocked_until {
             self.violations.push(format!(
-                "request at {now} before Retry-After expired at {}",
-                self.blocked_until
+                "request at {now} before Retry-After expired at {blocked_until}"
             ));
         }
         self.requests.push(now);
-        self.blocked_before = self.blocked_until;
+        self.blocked_before = blocked_until;
         if rng.f64() < self.faults.p_fault {
             return match rng.u8(0..4) {
                 0 => Answer::Unreachable,
@@ -792,12 +796,30 @@ impl World {
                 }
                 _ => None,
             };
+            self.clerk.sent_together = Some(self.clerk.blocked_until);
             let ahead = prefetch.map(|action| match action {
                 Action::Clerk { path_and_query } => {
                     self.clerk.answer(sent_at, &path_and_query, &mut self.rng)
                 }
                 other => panic!("a prefetch is a Clerk page, not {other:?}"),
             });
+            // And a sweep's other lookups beside its lookup; sometimes not.
+            let lookups = match action {
+                Action::Clerk { .. } if self.rng.f64() < 0.8 => {
+                    run.poll_lookups_beside(UnixMillis(self.now))
+                }
+                _ => Vec::new(),
+            };
+            let beside: Vec<(String, Answer)> = lookups
+                .into_iter()
+                .map(|action| match action {
+                    Action::Clerk { path_and_query } => {
+                        let answer = self.clerk.answer(sent_at, &path_and_query, &mut self.rng);
+                        (path_and_query, answer)
+                    }
+                    other => panic!("a lookup beside is a Clerk request, not {other:?}"),
+                })
+                .collect();
             let answer = match action {
                 Action::Finished => break,
                 Action::WakeAt(t) => {
@@ -817,6 +839,7 @@ impl World {
                 Action::ApiGet { path_and_query } => self.api.list(&path_and_query, &mut self.rng),
                 Action::ApiBatch { body } => self.api.batch(&body, &self.clerk, &mut self.rng),
             };
+            self.clerk.sent_together = None;
             // Persisted before the request goes out (the glue's order); the
             // simulation performs it first only to keep the code short.
             if chaos.p_restart > 0.0 {
@@ -831,19 +854,30 @@ impl World {
                 run = Run::from_json(&stored).unwrap();
                 continue;
             }
-            // Both answers handled as they come, each then persisted.
-            let mut answers = vec![(latency, Some(answer), None)];
+            // All answers handled as they come, each then persisted.
+            let mut answers = vec![(latency, Some(answer), None, None)];
             if let Some(ahead) = ahead {
-                answers.push((self.rng.i64(chaos.latency.clone()), None, Some(ahead)));
+                answers.push((self.rng.i64(chaos.latency.clone()), None, Some(ahead), None));
             }
-            answers.sort_by_key(|(at, _, _)| *at);
-            for (at, answer, ahead) in answers {
+            for lookup in beside {
+                answers.push((
+                    self.rng.i64(chaos.latency.clone()),
+                    None,
+                    None,
+                    Some(lookup),
+                ));
+            }
+            answers.sort_by_key(|(at, _, _, _)| *at);
+            for (at, answer, ahead, lookup) in answers {
                 self.now = self.now.max(sent_at + at);
                 if let Some(answer) = answer {
                     run.handle(UnixMillis(self.now), answer);
                 }
                 if let Some(ahead) = ahead {
                     run.handle_prefetch(UnixMillis(self.now), ahead);
+                }
+                if let Some((path, answer)) = lookup {
+                    run.handle_lookup_beside(UnixMillis(self.now), &path, answer);
                 }
                 if chaos.p_restart > 0.0 {
                     stored = run.to_json();
