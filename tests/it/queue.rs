@@ -226,25 +226,8 @@ compatibility_date = "2026-04-20"
 [vars]
 API_URL = "{api_url}"
 FORWARD_TIMEOUT_MS = "{TIMEOUT_MS}"
-DELIVERY_MODE = "queue"
-[[queues.producers]]
-binding = "SYNC_QUEUE"
-queue = "clerk-sync-test"
-[[queues.producers]]
-binding = "SYNC_DLQ"
-queue = "clerk-sync-test-dlq"
-[[queues.consumers]]
-queue = "clerk-sync-test"
-max_batch_size = 100
-max_batch_timeout = 1
-max_retries = 3
-dead_letter_queue = "clerk-sync-test-dlq"
-[[queues.consumers]]
-queue = "clerk-sync-test-dlq"
-max_batch_size = 100
-max_batch_timeout = 1
-max_retries = 30
-"#,
+{queue}"#,
+            queue = queue_settings(3),
             main = main.display(),
         );
         std::fs::write(dir.join("wrangler.toml"), config).unwrap();

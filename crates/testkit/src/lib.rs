@@ -49,7 +49,9 @@ pub mod prelude {
         relay_bindings, svix_headers, with_binding, DEV_API_SECRET, DEV_QUERY_SECRET,
         DEV_SIGNING_SECRET,
     };
-    pub use crate::stack::{MainApiDev, QueueDev, RelayDev, RelayDevOptions, DEV_ADMIN_SECRET};
+    pub use crate::stack::{
+        queue_settings, MainApiDev, QueueDev, RelayDev, RelayDevOptions, DEV_ADMIN_SECRET,
+    };
     pub use crate::standin::{Behaviour, Recorded, StandIn, REDIRECT_TARGET};
     pub use crate::tempdir::TempDir;
     pub use crate::workerd::Workerd;

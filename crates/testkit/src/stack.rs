@@ -203,8 +203,10 @@ impl RelayDev {
     }
 }
 
-/// Queue mode's lines of the relay's `wrangler.toml`, after its `[vars]`.
-fn queue_settings(q: &QueueDev) -> String {
+/// Queue mode's lines of the relay's `wrangler.toml`, after its `[vars]`:
+/// both queues, 1 s batches of up to 100, `max_retries` for deliveries and
+/// 30 for dead letters.
+pub fn queue_settings(max_retries: u32) -> String {
     format!(
         r#"DELIVERY_MODE = "queue"
 [[queues.producers]]
@@ -225,7 +227,7 @@ max_batch_size = 100
 max_batch_timeout = 1
 max_retries = 30
 "#,
-        retries = q.max_retries
+        retries = max_retries
     )
 }
 
@@ -267,7 +269,11 @@ ALLOW_UNSIGNED_WEBHOOKS = "false"
 "#,
             main = relay_main.display(),
             api = o.queue.as_ref().map_or(&o.api_url, |q| &q.api_url),
-        ) + &o.queue.as_ref().map(queue_settings).unwrap_or_default(),
+        ) + &o
+            .queue
+            .as_ref()
+            .map(|q| queue_settings(q.max_retries))
+            .unwrap_or_default(),
     );
     write(
         &dir.join("relay/.dev.vars"),
