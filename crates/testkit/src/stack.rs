@@ -231,6 +231,10 @@ max_retries = 30
     )
 }
 
+/// The relay's `FORWARD_TIMEOUT_MS` is the most it allows (14 s, under
+/// Svix's 15): a main API under `wrangler dev` writing its first rows to a
+/// fresh local D1 on a busy 2-core machine once took more than the default
+/// 8 s, and a test of something else failed with the relay's 504.
 fn write_configs(dir: &Path, o: &RelayDevOptions) {
     let root = crate::repo_root();
     let relay_main = relay_dist().join("index.js");
@@ -263,7 +267,7 @@ crons = ["0 3 * * *", "*/15 * * * *"]
 [vars]
 API_URL = "{api}"
 API_SYNC_PATH = "/internal/clerk-sync"
-FORWARD_TIMEOUT_MS = "8000"
+FORWARD_TIMEOUT_MS = "14000"
 MAX_BODY_BYTES = "262144"
 ALLOW_UNSIGNED_WEBHOOKS = "false"
 "#,
