@@ -697,8 +697,23 @@ impl Run {
         let Some(path_and_query) = self.prefetch_in_flight.take() else {
             return;
         };
-        if !self.is_running() {
+        let Some(body) = self.answer_beside(now, answer) else {
             return;
+        };
+        if let Ok(entries) = parse_users(&body, self.config.page_size() as usize) {
+            self.prefetched = Some(Prefetched {
+                path_and_query,
+                entries,
+            });
+        }
+    }
+
+    /// An answer to a request made beside the one in flight: its body when
+    /// it is a 2xx and the run still runs; a 429 makes the run wait as any
+    /// 429 does, any other failure only keeps a `Retry-After` beside it.
+    fn answer_beside(&mut self, now: UnixMillis, answer: Answer) -> Option<Vec<u8>> {
+        if !self.is_running() {
+            return None;
         }
         let Answer::Status {
             status,
@@ -706,19 +721,18 @@ impl Run {
             body,
         } = answer
         else {
-            return;
+            return None;
         };
         match status {
-            200..=299 => {
-                if let Ok(entries) = parse_users(&body, self.config.page_size() as usize) {
-                    self.prefetched = Some(Prefetched {
-                        path_and_query,
-                        entries,
-                    });
-                }
+            200..=299 => Some(body),
+            429 => {
+                self.rate_limited(now, retry_after.as_deref());
+                None
             }
-            429 => self.rate_limited(now, retry_after.as_deref()),
-            _ => self.wait_at_least(now, retry_after.as_deref()),
+            _ => {
+                self.wait_at_least(now, retry_after.as_deref());
+                None
+            }
         }
     }
 
@@ -772,22 +786,9 @@ impl Run {
             return;
         };
         self.lookups_beside.swap_remove(at);
-        if !self.is_running() {
-            return;
-        }
-        let Answer::Status {
-            status,
-            retry_after,
-            body,
-        } = answer
-        else {
+        let Some(body) = self.answer_beside(now, answer) else {
             return;
         };
-        match status {
-            200..=299 => {}
-            429 => return self.rate_limited(now, retry_after.as_deref()),
-            _ => return self.wait_at_least(now, retry_after.as_deref()),
-        }
         let Some(work) = self.work.as_mut() else {
             return;
         };
