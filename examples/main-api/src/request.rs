@@ -243,14 +243,7 @@ fn validate(command: Command) -> Result<ValidCommand, InvalidCommand> {
 /// and every command as [`parse_command`] checks one. Any fault refuses the
 /// whole batch.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<ValidCommand>, InvalidBatch> {
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        version: u32,
-    }
-    let versioned: Versioned = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
-    if versioned.version != CONTRACT_VERSION {
-        return Err(InvalidBatch::Version);
-    }
+    check_version(body)?;
     let batch: BatchRequest = serde_json::from_slice(body).map_err(|_| diagnose_batch(body))?;
     if !(1..=MAX_BATCH_COMMANDS).contains(&batch.commands.len()) {
         return Err(InvalidBatch::Count);
@@ -261,6 +254,20 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<ValidCommand>, InvalidBatch> {
         .enumerate()
         .map(|(index, c)| validate(c).map_err(|error| InvalidBatch::Command { index, error }))
         .collect()
+}
+
+/// The version of a batch of commands or failures, read first: any other
+/// than this contract's refuses the batch before its shape is looked at.
+fn check_version(body: &[u8]) -> Result<(), InvalidBatch> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let versioned: Versioned = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
+    if versioned.version != CONTRACT_VERSION {
+        return Err(InvalidBatch::Version);
+    }
+    Ok(())
 }
 
 /// A `record_failure` that met the contract: the failed command is a
@@ -276,14 +283,7 @@ pub struct ValidFailure {
 /// (`clerk_sync_contract::failure::FailureBatch`) as [`parse_batch`] does a
 /// batch of commands: any fault refuses the whole batch.
 pub fn parse_failures(body: &[u8]) -> Result<Vec<ValidFailure>, InvalidBatch> {
-    #[derive(serde::Deserialize)]
-    struct Versioned {
-        version: u32,
-    }
-    let versioned: Versioned = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
-    if versioned.version != CONTRACT_VERSION {
-        return Err(InvalidBatch::Version);
-    }
+    check_version(body)?;
     let batch: FailureBatch = serde_json::from_slice(body).map_err(|_| InvalidBatch::NotABatch)?;
     if !(1..=MAX_BATCH_COMMANDS).contains(&batch.failures.len()) {
         return Err(InvalidBatch::Count);
