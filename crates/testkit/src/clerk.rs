@@ -18,7 +18,7 @@ const READY: &str = "clerk stand-in listening on http://127.0.0.1:";
 pub struct ClerkStandIn {
     pub port: u16,
     pub url: String,
-    _process: Process,
+    process: Process,
     _dir: TempDir,
 }
 
@@ -48,9 +48,14 @@ impl ClerkStandIn {
         ClerkStandIn {
             port,
             url: format!("http://127.0.0.1:{port}"),
-            _process: process,
+            process,
             _dir: dir,
         }
+    }
+
+    /// CPU used so far by the stand-in, by command name.
+    pub fn cpu(&self) -> std::collections::BTreeMap<String, Duration> {
+        self.process.group_cpu()
     }
 
     fn control(&self, path: &str, body: Option<Json>) -> Json {

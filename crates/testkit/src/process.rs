@@ -7,6 +7,7 @@
 //! process group of its own, then stops the group and removes the
 //! directory it was given.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,12 @@ impl Process {
         self.child.id()
     }
 
+    /// CPU time used so far by the live processes of its group, by command
+    /// name (`workerd`, `node`, …): where a benchmark's CPU went.
+    pub fn group_cpu(&self) -> BTreeMap<String, Duration> {
+        group_cpu(self.child.id())
+    }
+
     /// Everything it wrote so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -195,6 +202,38 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// User plus system CPU time of the live processes in process group `pgid`,
+/// summed by command name (/proc/<pid>/stat; exited ones are not counted).
+pub fn group_cpu(pgid: u32) -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return by_name;
+    };
+    for entry in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // state, ppid, pgrp, …; utime and stime are the 12th and 13th here.
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
+            continue;
+        }
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        *by_name.entry(name.to_owned()).or_insert(Duration::ZERO) +=
+            Duration::from_millis((ticks(11) + ticks(12)) * 10);
+    }
+    by_name
 }
 
 /// CPU time the calling thread has used: a measure of work that, unlike

@@ -9,6 +9,7 @@
 //!   test sets its own URLs, rate limit and secrets. [`RelayDev::restart`]
 //!   kills the process and starts it again on the same storage.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -77,6 +78,11 @@ impl MainApiDev {
 
     pub fn logs(&self) -> String {
         self.process.logs()
+    }
+
+    /// CPU used so far by its processes, by command name.
+    pub fn cpu(&self) -> BTreeMap<String, Duration> {
+        self.process.group_cpu()
     }
 }
 
@@ -189,6 +195,15 @@ impl RelayDev {
 
     pub fn logs(&self) -> String {
         self.process.as_ref().map(Process::logs).unwrap_or_default()
+    }
+
+    /// CPU used so far by its processes since it was last started, by
+    /// command name.
+    pub fn cpu(&self) -> BTreeMap<String, Duration> {
+        self.process
+            .as_ref()
+            .map(Process::group_cpu)
+            .unwrap_or_default()
     }
 
     /// The JSON log lines with this `msg` (`resync`, `resync_admin`, …).

@@ -29,6 +29,7 @@ fn bench_full_run() {
     options.page_size = 500;
     let relay = RelayDev::start(&options);
 
+    let cpu_before = [clerk.cpu(), relay.cpu(), api.cpu()];
     let started = Instant::now();
     let run = start(&relay, "{}");
     let mut status = Json::Null;
@@ -42,6 +43,7 @@ fn bench_full_run() {
         status["state"] != "running"
     });
     let wall = started.elapsed().as_secs_f64();
+    let cpu_after = [clerk.cpu(), relay.cpu(), api.cpu()];
     assert!(done && status["state"] == "completed", "{status}");
     assert_eq!(status["applied"].as_u64(), Some(users as u64), "{status}");
 
@@ -64,6 +66,20 @@ fn bench_full_run() {
     let live = table(&api, "live=true").len();
     assert_eq!(live, users, "every user is a live row");
 
+    // Where the run's CPU went: each component's processes, by name.
+    let mut cpu = serde_json::Map::new();
+    let names = ["clerk_standin", "relay_and_resync", "main_api"];
+    for ((name, before), after) in names.iter().zip(&cpu_before).zip(&cpu_after) {
+        let spent: serde_json::Map<String, Json> = after
+            .iter()
+            .map(|(process, t)| {
+                let was = before.get(process).copied().unwrap_or_default();
+                (process.clone(), json!(t.saturating_sub(was).as_secs_f64()))
+            })
+            .collect();
+        cpu.insert((*name).to_owned(), Json::Object(spent));
+    }
+
     let result = json!({
         "users": users,
         "wall_s": wall,
@@ -79,6 +95,7 @@ fn bench_full_run() {
         "d1_batch_ms_median": median(batch_ms.clone()),
         "d1_batch_ms_max": batch_ms.iter().max(),
         "floor_s_at_1000_per_10s": floor_s,
+        "cpu_s": cpu,
         "loadavg_at_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" "),
         "run": status,
     });
