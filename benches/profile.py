@@ -13,7 +13,11 @@ Each figure is that category's samples turned into milliseconds per
 answered request. `perf` itself costs CPU, so totals run above load.py's;
 compare the categories, not the totals.
 
-  python3 benches/profile.py [--seconds 8] [--bodies 3KB]
+  python3 benches/profile.py [--seconds 8] [--bodies 3KB] [--repeat 3]
+
+With --repeat N each relay is profiled N times, the relays alternating, and
+each category is reported as the median of its N figures with the lowest
+and highest: one profile of each cannot tell a relay's row from noise.
 
 Writes target/bench/profile.json; skipped (with a note) without perf.
 """
@@ -82,6 +86,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--bodies", default="3KB")
     ap.add_argument("--relays", default="rust,js,forward-only")
+    ap.add_argument("--repeat", type=int, default=3, help="profiles of each relay, alternating")
     args = ap.parse_args()
     if not shutil.which("perf"):
         print("profile: perf is not installed; skipped", file=sys.stderr)
@@ -96,13 +101,15 @@ def main():
         load.wait_port(api_port, api, "stand-in API")
         bindings = load.bindings_for(api_port)
         for body in args.bodies.split(","):
-            for name in args.relays.split(","):
-                dist = load.OUT / f"dist-{name}"
-                p = profile(name, dist, bindings, load.BODIES[body], args.seconds, lua)
-                out.setdefault(body, {})[name] = p
-                print(f"profile: {body} {name}: " + ", ".join(
-                    f"{k} {v:.3f}" for k, v in sorted(p["ms_per_request"].items(), key=lambda x: -x[1])),
-                    file=sys.stderr)
+            for round_ in range(args.repeat):
+                for name in args.relays.split(","):
+                    dist = load.OUT / f"dist-{name}"
+                    p = profile(name, dist, bindings, load.BODIES[body], args.seconds, lua)
+                    runs = out.setdefault(body, {}).setdefault(name, {"rounds": []})["rounds"]
+                    runs.append(p)
+                    print(f"profile: {body} {name} round {round_ + 1}: " + ", ".join(
+                        f"{k} {v:.3f}" for k, v in sorted(p["ms_per_request"].items(), key=lambda x: -x[1])),
+                        file=sys.stderr)
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(timeout=5)

@@ -457,21 +457,38 @@ def profile_section(add):
     if not path.exists():
         return
     prof = json.loads(path.read_text())
+
+    def rounds(relay):
+        # One profile per relay (older files) or several ("rounds").
+        return relay["rounds"] if "rounds" in relay else [relay]
+
+    def figures(relay, cat):
+        return [r["ms_per_request"].get(cat, 0.0) for r in rounds(relay)]
+
+    def cell(values):
+        if len(values) == 1:
+            return f"{values[0]:.3f}"
+        return spread(values, lambda v: f"{v:.3f}")
+
+    n = max(len(rounds(r)) for relays in prof.values() for r in relays.values())
     add("## Where the CPU goes")
     add("")
     add("`benches/profile.py`: each relay under the same wrk load in workerd with V8's `--perf-basic-prof`, "
         "profiled with `perf record` (1999 Hz); samples grouped by what ran and turned into milliseconds per "
-        "answered request. `perf` costs CPU too, so totals run above the load figures: compare the rows.")
+        "answered request. `perf` costs CPU too, so totals run above the load figures: compare the rows. "
+        + (f"Each relay was profiled {n} times, the relays alternating: medians, lowest and highest in brackets."
+           if n > 1 else "One profile of each, so no spread."))
     add("")
     for body, relays in prof.items():
         names = list(relays)
-        cats = sorted({c for r in relays.values() for c in r["ms_per_request"]},
-                      key=lambda c: -max(r["ms_per_request"].get(c, 0) for r in relays.values()))
+        cats = sorted({c for r in relays.values() for x in rounds(r) for c in x["ms_per_request"]},
+                      key=lambda c: -max(med(figures(r, c)) for r in relays.values()))
         add(f"| {body}, ms per request | " + " | ".join(names) + " |")
         add("|---|" + "---|" * len(names))
         for c in cats:
-            add(f"| {c} | " + " | ".join(f"{relays[n]['ms_per_request'].get(c, 0):.3f}" for n in names) + " |")
-        add("| total | " + " | ".join(f"{sum(relays[n]['ms_per_request'].values()):.3f}" for n in names) + " |")
+            add(f"| {c} | " + " | ".join(cell(figures(relays[n_], c)) for n_ in names) + " |")
+        add("| total | " + " | ".join(
+            cell([sum(x["ms_per_request"].values()) for x in rounds(relays[n_])]) for n_ in names) + " |")
         add("")
 
 
