@@ -44,7 +44,7 @@ pub mod prelude {
         request, try_get_status, try_get_with, RawResponse,
     };
     pub use crate::ports::{free_port, wait_for_port};
-    pub use crate::process::{cpu_ticks, rss_kib, Process};
+    pub use crate::process::{cpu_ticks, rss_kib, start_on_free_ports, Process};
     pub use crate::relay::{
         relay_bindings, svix_headers, with_binding, DEV_API_SECRET, DEV_QUERY_SECRET,
         DEV_SIGNING_SECRET,

@@ -83,9 +83,38 @@ impl Process {
 
     /// Polls `ready` until it holds; panics, with the log, if the process
     /// exits first or `timeout` passes. Returns how long it took.
-    pub fn wait_ready(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) -> Duration {
+    pub fn wait_ready(&mut self, timeout: Duration, ready: impl FnMut() -> bool) -> Duration {
         let start = Instant::now();
-        let became_ready = crate::wait_until(timeout, || ready() || self.exited());
+        let became_ready = crate::wait_until(timeout, ready_or_exited(self, ready));
+        self.ready_or_panic(became_ready, start)
+    }
+
+    /// Like [`Process::wait_ready`], but `false` instead of a panic when the
+    /// process exited because an address it was given was in use: a port
+    /// from [`crate::ports::free_port`] is free only until another process
+    /// binds it, so the caller starts it again on new ports.
+    pub fn wait_ready_unless_port_taken(
+        &mut self,
+        timeout: Duration,
+        ready: impl FnMut() -> bool,
+    ) -> bool {
+        let start = Instant::now();
+        let became_ready = crate::wait_until(timeout, ready_or_exited(self, ready));
+        // workerd and wrangler say "Address already in use", node "address already in use".
+        if self.exited()
+            && self
+                .logs()
+                .to_ascii_lowercase()
+                .contains("address already in use")
+        {
+            eprintln!("{}: a port was taken meanwhile; starting again", self.name);
+            return false;
+        }
+        self.ready_or_panic(became_ready, start);
+        true
+    }
+
+    fn ready_or_panic(&mut self, became_ready: bool, start: Instant) -> Duration {
         if !became_ready || self.exited() {
             panic!(
                 "{} did not become ready ({}) in {:.1}s:\n{}",
@@ -167,6 +196,38 @@ fn signal(pid: i32, sig: i32) {
     unsafe {
         libc::kill(pid, sig);
     }
+}
+
+/// How many times a server is started on new ports after one it was given
+/// was taken meanwhile (see [`start_on_free_ports`]).
+pub const PORT_ATTEMPTS: u32 = 3;
+
+/// Starts a server and waits until `ready` says it serves, starting it
+/// again on new ports (`start` picks them with `free_port`) when one was
+/// taken between being picked and being bound, at most [`PORT_ATTEMPTS`]
+/// times. Panics, with the log, as [`Process::wait_ready`] does otherwise.
+pub fn start_on_free_ports<T>(
+    timeout: Duration,
+    mut start: impl FnMut() -> (Process, T),
+    ready: impl Fn(&T) -> bool,
+) -> (Process, T) {
+    for _ in 1..PORT_ATTEMPTS {
+        let (mut process, started) = start();
+        if process.wait_ready_unless_port_taken(timeout, || ready(&started)) {
+            return (process, started);
+        }
+    }
+    let (mut process, started) = start();
+    process.wait_ready(timeout, || ready(&started));
+    (process, started)
+}
+
+/// `ready`, or the process has exited (there is no point waiting then).
+fn ready_or_exited<'a>(
+    process: &'a mut Process,
+    mut ready: impl FnMut() -> bool + 'a,
+) -> impl FnMut() -> bool + 'a {
+    move || ready() || process.exited()
 }
 
 /// Runs `command` to its end, at most `timeout` (then its group is killed):
@@ -253,6 +314,46 @@ pub fn thread_cpu_time() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_whose_port_was_taken_meanwhile_is_started_again_on_another() {
+        let dir = TempDir::new("ports-test");
+        // Taken (bound and listening) by someone else between being picked
+        // and being bound by the server.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut ports = Vec::new();
+        let (mut server, port) = start_on_free_ports(
+            Duration::from_secs(60),
+            || {
+                let port = if ports.is_empty() {
+                    taken_port
+                } else {
+                    crate::ports::free_port()
+                };
+                ports.push(port);
+                let log = dir.path().join(format!("server-{}.log", ports.len()));
+                let mut node = Command::new("node");
+                node.arg("-e")
+                    .arg(
+                        "require('net').createServer().listen(+process.argv[1], '127.0.0.1', \
+                         () => console.log('listening'))",
+                    )
+                    .arg(port.to_string());
+                (Process::spawn("server", node, &log, None), (port, log))
+            },
+            |(_, log)| std::fs::read_to_string(log).is_ok_and(|l| l.contains("listening")),
+        );
+        assert_eq!(
+            ports.len(),
+            2,
+            "one start on the taken port, one on a new one"
+        );
+        assert_ne!(port.0, taken_port);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port.0)).is_ok());
+        server.stop();
+        drop(taken);
+    }
 
     #[test]
     fn a_group_is_stopped_with_its_children() {

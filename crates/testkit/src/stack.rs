@@ -55,24 +55,28 @@ impl MainApiDev {
         let (ok, out) = process::run("wrangler d1 migrations apply", migrate, START_TIMEOUT);
         assert!(ok, "migrations failed: {out}");
 
-        let port = free_port();
-        let mut dev = wrangler();
-        dev.current_dir(&api_dir)
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .arg("--persist-to")
-            .arg(&persist)
-            .args(["--var", &format!("API_SECRET:{DEV_API_SECRET}")])
-            .arg("--show-interactive-dev-session=false");
-        let mut process = Process::spawn(
-            "wrangler dev (main API)",
-            dev,
-            &persist.join("wrangler-dev.log"),
-            Some(&persist),
-        );
+        let start = || {
+            let port = free_port();
+            let mut dev = wrangler();
+            dev.current_dir(&api_dir)
+                .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--inspector-port", &free_port().to_string()])
+                .arg("--persist-to")
+                .arg(&persist)
+                .args(["--var", &format!("API_SECRET:{DEV_API_SECRET}")])
+                .arg("--show-interactive-dev-session=false");
+            let process = Process::spawn(
+                "wrangler dev (main API)",
+                dev,
+                &persist.join("wrangler-dev.log"),
+                Some(&persist),
+            );
+            (process, port)
+        };
+        let health =
+            |port: &u16| try_get_status(&format!("http://127.0.0.1:{port}/health")) == Some(200);
+        let (process, port) = process::start_on_free_ports(START_TIMEOUT, start, health);
         let url = format!("http://127.0.0.1:{port}");
-        let health = format!("{url}/health");
-        process.wait_ready(START_TIMEOUT, || try_get_status(&health) == Some(200));
         MainApiDev { url, port, process }
     }
 
@@ -140,20 +144,25 @@ impl RelayDev {
     pub fn start(options: &RelayDevOptions) -> Self {
         let dir = TempDir::new("relay-dev").keep();
         write_configs(&dir, options);
-        let port = free_port();
-        let mut relay = RelayDev {
+        let (process, port) = process::start_on_free_ports(
+            START_TIMEOUT,
+            || {
+                let port = free_port();
+                (Self::spawn(&dir, port), port)
+            },
+            |port| try_get_status(&format!("http://127.0.0.1:{port}/health")).is_some(),
+        );
+        RelayDev {
             url: format!("http://127.0.0.1:{port}"),
             port,
             dir,
-            process: None,
-        };
-        relay.spawn();
-        relay
+            process: Some(process),
+        }
     }
 
-    fn spawn(&mut self) {
+    fn spawn(dir: &Path, port: u16) -> Process {
         let mut dev = wrangler();
-        dev.current_dir(&self.dir)
+        dev.current_dir(dir)
             .args([
                 "dev",
                 "-c",
@@ -161,20 +170,17 @@ impl RelayDev {
                 "-c",
                 "resync/wrangler.toml",
             ])
-            .args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")
-            .arg(self.dir.join("state"))
+            .arg(dir.join("state"))
             .arg("--show-interactive-dev-session=false");
-        let mut process = Process::spawn(
+        Process::spawn(
             "wrangler dev (relay + re-sync)",
             dev,
-            &self.dir.join("wrangler-dev.log"),
-            Some(&self.dir),
-        );
-        let health = format!("{}/health", self.url);
-        process.wait_ready(START_TIMEOUT, || try_get_status(&health).is_some());
-        self.process = Some(process);
+            &dir.join("wrangler-dev.log"),
+            Some(dir),
+        )
     }
 
     /// Kills the whole process group (no graceful stop: as if the machine
@@ -190,7 +196,11 @@ impl RelayDev {
         crate::wait_until(Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
         });
-        self.spawn();
+        // On the same port: the run under test is reached there.
+        let mut process = Self::spawn(&self.dir, self.port);
+        let health = format!("{}/health", self.url);
+        process.wait_ready(START_TIMEOUT, || try_get_status(&health).is_some());
+        self.process = Some(process);
     }
 
     pub fn logs(&self) -> String {

@@ -41,7 +41,6 @@ impl Workerd {
             dist.display()
         );
         let dir = TempDir::new("workerd");
-        let port = free_port();
         // capnp embeds are relative to the config file: link the bundle beside it.
         let link = |name: &std::ffi::OsStr| {
             std::os::unix::fs::symlink(dist.join(name), dir.path().join(name)).unwrap()
@@ -63,8 +62,10 @@ impl Workerd {
             .iter()
             .map(|(k, v)| format!("(name = \"{k}\", text = \"{}\")", capnp_escape(v)))
             .collect();
-        let config = format!(
-            r#"using Workerd = import "/workerd/workerd.capnp";
+        let start = || {
+            let port = free_port();
+            let config = format!(
+                r#"using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .worker),
@@ -79,21 +80,23 @@ const worker :Workerd.Worker = (
   globalOutbound = "loopback",
 );
 "#,
-            modules = modules.join(", "),
-            bindings = bindings.join(", "),
-        );
-        let config_path = dir.path().join("config.capnp");
-        std::fs::write(&config_path, config).unwrap();
-        let mut command = std::process::Command::new(workerd_bin());
-        command.args(["serve", "--verbose"]).arg(&config_path);
-        let mut process = Process::spawn(
-            "workerd",
-            command,
-            &dir.path().join("workerd.log"),
-            Some(dir.path()),
-        );
-        process.wait_ready(START_TIMEOUT, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                modules = modules.join(", "),
+                bindings = bindings.join(", "),
+            );
+            let config_path = dir.path().join("config.capnp");
+            std::fs::write(&config_path, config).unwrap();
+            let mut command = std::process::Command::new(workerd_bin());
+            command.args(["serve", "--verbose"]).arg(&config_path);
+            let process = Process::spawn(
+                "workerd",
+                command,
+                &dir.path().join("workerd.log"),
+                Some(dir.path()),
+            );
+            (process, port)
+        };
+        let (process, port) = crate::process::start_on_free_ports(START_TIMEOUT, start, |port| {
+            std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok()
         });
         Workerd {
             port,

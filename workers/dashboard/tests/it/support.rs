@@ -59,40 +59,43 @@ impl DashboardDev {
         for (_, prepare) in others {
             prepare(&dir);
         }
-        let port = free_port();
-        let mut dash = DashboardDev {
+        let others: Vec<String> = others.iter().map(|(c, _)| c.to_string()).collect();
+        let (process, port) = start_on_free_ports(
+            START_TIMEOUT,
+            || {
+                let port = free_port();
+                (Self::spawn(&dir, &others, port), port)
+            },
+            |port| try_get_status(&format!("http://127.0.0.1:{port}/login")).is_some(),
+        );
+        DashboardDev {
             url: format!("http://127.0.0.1:{port}"),
             port,
             dir,
-            others: others.iter().map(|(c, _)| c.to_string()).collect(),
-            process: None,
-        };
-        dash.spawn();
-        dash
+            others,
+            process: Some(process),
+        }
     }
 
-    fn spawn(&mut self) {
+    fn spawn(dir: &std::path::Path, others: &[String], port: u16) -> Process {
         let mut dev = Command::new(repo_root().join("node_modules/.bin/wrangler"));
         dev.env("WRANGLER_SEND_METRICS", "false")
-            .current_dir(&self.dir)
+            .current_dir(dir)
             .args(["dev", "-c", "wrangler.toml"]);
-        for config in &self.others {
+        for config in others {
             dev.args(["-c", config]);
         }
-        dev.args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
+        dev.args(["--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")
-            .arg(self.dir.join("state"))
+            .arg(dir.join("state"))
             .arg("--show-interactive-dev-session=false");
-        let mut process = Process::spawn(
+        Process::spawn(
             "wrangler dev (dashboard)",
             dev,
-            &self.dir.join("wrangler-dev.log"),
-            Some(&self.dir),
-        );
-        let login = format!("{}/login", self.url);
-        process.wait_ready(START_TIMEOUT, || try_get_status(&login).is_some());
-        self.process = Some(process);
+            &dir.join("wrangler-dev.log"),
+            Some(dir),
+        )
     }
 
     /// Stops the process and starts it again on the same storage and port.
@@ -101,7 +104,11 @@ impl DashboardDev {
         wait_until(Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
         });
-        self.spawn();
+        // On the same port: the browser and the test reach it there.
+        let mut process = Self::spawn(&self.dir, &self.others, self.port);
+        let login = format!("{}/login", self.url);
+        process.wait_ready(START_TIMEOUT, || try_get_status(&login).is_some());
+        self.process = Some(process);
     }
 
     pub fn logs(&self) -> String {
