@@ -460,6 +460,23 @@ impl std::fmt::Debug for Prefetched {
     }
 }
 
+/// A rows page of the sweep read ahead of its turn: the main API's answer,
+/// read when its turn comes. Not persisted. Its `Debug` shows the size
+/// only: it holds emails.
+#[derive(Clone)]
+struct RowsAhead {
+    path_and_query: String,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for RowsAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowsAhead")
+            .field("bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// One re-sync run. Serialize it (or [`Run::to_json`]) to persist it; the
 /// page in progress is not part of it and is redone after a restore.
 ///
@@ -510,6 +527,12 @@ pub struct Run {
     /// The paths of the sweep's lookups asked for beside the one in flight.
     #[serde(skip)]
     lookups_beside: Vec<String>,
+    /// The path of the sweep's next rows page, asked for beside a lookup.
+    #[serde(skip)]
+    rows_in_flight: Option<String>,
+    /// That page, read (the main API's answer): taken when the run gets to it.
+    #[serde(skip)]
+    rows_ahead: Option<RowsAhead>,
     #[serde(skip)]
     logs: VecDeque<LogRecord>,
 }
@@ -546,6 +569,8 @@ impl Run {
             prefetch_in_flight: None,
             prefetched: None,
             lookups_beside: Vec::new(),
+            rows_in_flight: None,
+            rows_ahead: None,
             logs: VecDeque::new(),
         }
     }
@@ -621,6 +646,7 @@ impl Run {
         self.in_flight = None;
         self.prefetch_in_flight = None;
         self.lookups_beside.clear();
+        self.rows_in_flight = None;
         // Each turn without a request finishes a page or a phase, so this
         // ends; the bound only guards against a state that would not.
         for _ in 0..10_000 {
@@ -813,6 +839,66 @@ impl Run {
         }
     }
 
+    /// A request the caller may perform beside the lookup [`Run::poll`]
+    /// just asked for, concurrently: while a sweep page's lookups are in
+    /// flight, the main API's next rows page. `None` when there is none (the
+    /// last page, or another phase), or while a wait holds. Give its answer
+    /// to [`Run::handle_rows_beside`].
+    ///
+    /// The sweep reads rows only to ask Clerk which of their ids still
+    /// exist, so a page read a little early ends as one read in its turn: a
+    /// row deleted meanwhile is deleted again (a repeat the main API takes),
+    /// a row created meanwhile is a live Clerk user's. Nothing counts until
+    /// the page's turn; a restart reads it again.
+    pub fn poll_rows_beside(&mut self, now: UnixMillis) -> Option<Action> {
+        if !self.is_running()
+            || self.in_flight != Some(Request::ClerkLookup)
+            || self.rows_in_flight.is_some()
+            || now.as_millis() < self.not_before
+        {
+            return None;
+        }
+        let (Phase::Sweep { .. }, Some(work)) = (&self.phase, &self.work) else {
+            return None;
+        };
+        let Phase::Sweep { after: Some(after) } = &work.next else {
+            return None;
+        };
+        let path_and_query = rows_path(RowFilter::Live, Some(after), self.config.rows_limit());
+        if self
+            .rows_ahead
+            .as_ref()
+            .is_some_and(|r| r.path_and_query == path_and_query)
+        {
+            return None;
+        }
+        self.rows_in_flight = Some(path_and_query.clone());
+        Some(Action::ApiGet { path_and_query })
+    }
+
+    /// Tells the run what became of the request [`Run::poll_rows_beside`]
+    /// asked for. A 2xx is kept for its turn; anything else is forgotten,
+    /// and the page is asked for again in its turn, where its errors count.
+    pub fn handle_rows_beside(&mut self, answer: Answer) {
+        let Some(path_and_query) = self.rows_in_flight.take() else {
+            return;
+        };
+        if !self.is_running() {
+            return;
+        }
+        if let Answer::Status {
+            status: 200..=299,
+            body,
+            ..
+        } = answer
+        {
+            self.rows_ahead = Some(RowsAhead {
+                path_and_query,
+                body,
+            });
+        }
+    }
+
     /// The request the page or phase needs, or `None` after a step that
     /// needed none (the caller asks again).
     fn next_request(&mut self, now: UnixMillis) -> Option<(Request, Action)> {
@@ -856,6 +942,18 @@ impl Run {
             }
             Phase::Sweep { after } => {
                 let path_and_query = rows_path(RowFilter::Live, after.as_deref(), rows_limit);
+                if let Some(ahead) = self.rows_ahead.take() {
+                    if ahead.path_and_query == path_and_query {
+                        // As if asked and answered now.
+                        match self.on_rows(now, &ahead.body) {
+                            Ok(()) => self.attempts = 0,
+                            Err(BadResponse(message)) => {
+                                self.retry(now, ErrorCode::ApiBadResponse, message.to_owned())
+                            }
+                        }
+                        return None;
+                    }
+                }
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
             Phase::Rows { after } => {
@@ -1327,6 +1425,8 @@ impl Run {
         self.prefetch_in_flight = None;
         self.prefetched = None;
         self.lookups_beside.clear();
+        self.rows_in_flight = None;
+        self.rows_ahead = None;
         self.logs.push_back(LogRecord {
             level: match state {
                 RunState::Failed => "error",

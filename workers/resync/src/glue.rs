@@ -14,7 +14,8 @@
 //! flight the next Clerk page is read beside it, when the run allows
 //! ([`Run::poll_prefetch`]): the two requests run concurrently. Likewise a
 //! sweep page's lookups run together, as many as the rate window allows
-//! ([`Run::poll_lookups_beside`]).
+//! ([`Run::poll_lookups_beside`]), with the next rows page read beside them
+//! ([`Run::poll_rows_beside`]).
 
 use std::cell::{Cell, RefCell};
 
@@ -409,10 +410,11 @@ impl ResyncCoordinator {
                     let action = r.poll(now());
                     let beside = r.poll_prefetch(now());
                     let lookups = r.poll_lookups_beside(now());
-                    (r.run_id().clone(), action, beside, lookups)
+                    let rows = r.poll_rows_beside(now());
+                    (r.run_id().clone(), action, beside, lookups, rows)
                 })
             });
-            let (run_id, action, beside, lookups) = step?;
+            let (run_id, action, beside, lookups, rows) = step?;
             let answer = match &action {
                 Action::Finished => {
                     self.save().await.ok()?;
@@ -431,8 +433,8 @@ impl ResyncCoordinator {
                     }
                     match beside {
                         Some(beside) => self.perform_beside(&config, &run_id, action, beside).await,
-                        None if !lookups.is_empty() => {
-                            self.perform_with_lookups(&config, &run_id, action, lookups)
+                        None if !lookups.is_empty() || rows.is_some() => {
+                            self.perform_with_lookups(&config, &run_id, action, lookups, rows)
                                 .await
                         }
                         None => perform(&config, action).await,
@@ -488,32 +490,38 @@ impl ResyncCoordinator {
         }
     }
 
-    /// The run's request and the sweep lookups beside it, all concurrently:
-    /// each lookup's answer is handed back as it comes, and stored once
-    /// all are in. Returns the first request's answer.
+    /// The run's request, and the sweep lookups and the next rows page
+    /// beside it, all concurrently: each answer beside is handed back as it
+    /// comes, and the run stored once all are in. Returns the first
+    /// request's answer.
     async fn perform_with_lookups(
         &self,
         config: &ResyncConfig,
         run_id: &RunId,
         action: Action,
         lookups: Vec<Action>,
+        rows: Option<Action>,
     ) -> Answer {
         let ahead = async {
+            // `None` for the rows page, the path for a lookup.
             let mut pending: FuturesUnordered<_> = lookups
                 .into_iter()
-                .map(|lookup| async move {
+                .map(|lookup| {
                     let path = match &lookup {
-                        Action::Clerk { path_and_query } => path_and_query.clone(),
-                        _ => String::new(),
+                        Action::Clerk { path_and_query } => Some(path_and_query.clone()),
+                        _ => None,
                     };
-                    (path, perform(config, lookup).await)
+                    (path, lookup)
                 })
+                .chain(rows.map(|rows| (None, rows)))
+                .map(|(path, request)| async move { (path, perform(config, request).await) })
                 .collect();
             while let Some((path, answer)) = pending.next().await {
                 self.with(|c| match c.run_mut() {
-                    Some(run) if run.run_id() == run_id => {
-                        run.handle_lookup_beside(now(), &path, answer)
-                    }
+                    Some(run) if run.run_id() == run_id => match path {
+                        Some(path) => run.handle_lookup_beside(now(), &path, answer),
+                        None => run.handle_rows_beside(answer),
+                    },
                     _ => {}
                 });
             }

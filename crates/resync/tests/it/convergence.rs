@@ -199,6 +199,8 @@ fn assert_logs(ran: &crate::sim::Ran) {
 /// command.
 #[test]
 fn full_run_converges_from_drift_with_faults_and_restarts() {
+    // Sweep rows pages read beside a lookup, over all seeds: the path is driven.
+    let mut rows_read_ahead = 0;
     for seed in seeds(100) {
         let mut rng = fastrand::Rng::with_seed(seed);
         let config = random_config(&mut rng);
@@ -263,7 +265,9 @@ fn full_run_converges_from_drift_with_faults_and_restarts() {
         let c = ran.run.counters();
         assert_eq!((c.duplicates, c.deletes_sent), (0, 0), "seed {seed}");
         world.assert_converged();
+        rows_read_ahead += world.rows_read_ahead;
     }
+    assert!(rows_read_ahead > 0, "no sweep rows page was read ahead");
 }
 
 /// Clerk changes while the run pages (updates, sign-ups, deletions, each
@@ -272,6 +276,7 @@ fn full_run_converges_from_drift_with_faults_and_restarts() {
 /// nor deleted a user Clerk has (checked on every command by the stand-in).
 #[test]
 fn changes_in_clerk_mid_run_still_converge() {
+    let mut rows_read_ahead = 0;
     for seed in seeds(100) {
         let mut rng = fastrand::Rng::with_seed(seed ^ 0xC1E4);
         let config = random_config(&mut rng);
@@ -288,7 +293,9 @@ fn changes_in_clerk_mid_run_still_converge() {
         let ran = world.drive(r, &chaos, MAX_STEPS);
         assert_completed_within_limits(&world, &ran, &config, seed);
         world.assert_converged();
+        rows_read_ahead += world.rows_read_ahead;
     }
+    assert!(rows_read_ahead > 0, "no sweep rows page was read ahead");
 }
 
 /// Clerk answers 429 often, with and without Retry-After: the run finishes,

@@ -1073,3 +1073,54 @@ fn a_lookup_beside_that_fails_is_asked_again_in_its_turn() {
     assert_eq!(run.poll_lookups_beside(at(60)).len(), 1);
     assert!(run.poll_lookups_beside(at(60)).is_empty());
 }
+
+/// The sweep's next rows page is read beside a page's lookups and taken in
+/// its turn, not read again; one whose read failed is read again in its
+/// turn, where its errors count.
+#[test]
+fn the_sweeps_next_rows_page_is_read_beside_its_lookups() {
+    let page = |ids: std::ops::Range<usize>, next: Option<&str>| {
+        let rows: Vec<Value> = ids
+            .map(|i| json!({"clerk_id": format!("user_{i}"), "deleted": false}))
+            .collect();
+        ok(json!({"users": rows, "next_after": next}).to_string())
+    };
+    for fails in [false, true] {
+        let mut run = new_run(
+            Scope::All,
+            RunConfig {
+                lookup_size: 1,
+                ..RunConfig::default()
+            },
+        );
+        clerk(run.poll(at(0)));
+        run.handle(at(10), count(0));
+        clerk(run.poll(at(20)));
+        run.handle(at(30), ok("[]"));
+        api_get(run.poll(at(40)));
+        run.handle(at(50), page(0..5, Some("user_4")));
+        assert_eq!(run.poll_rows_beside(at(55)), None, "no lookup in flight");
+        assert_eq!(clerk(run.poll(at(60))), lookup(0));
+        let next = api_get(run.poll_rows_beside(at(60)).expect("the next rows page"));
+        assert!(next.contains("after=user_4"), "{next}");
+        assert_eq!(run.poll_rows_beside(at(60)), None, "asked once");
+        let beside = run.poll_lookups_beside(at(60));
+        assert_eq!(beside.len(), 4);
+        run.handle_rows_beside(if fails { code(500) } else { page(5..7, None) });
+        for i in 1..5 {
+            run.handle_lookup_beside(at(70), &lookup(i), exists(i));
+        }
+        run.handle(at(80), exists(0));
+        // All five exist: the page is done, nothing deleted.
+        let after = run.poll(at(90));
+        if fails {
+            assert_eq!(api_get(after), next, "read again in its turn");
+            run.handle(at(100), page(5..7, None));
+            assert_eq!(clerk(run.poll(at(110))), lookup(5));
+        } else {
+            assert_eq!(clerk(after), lookup(5), "taken from the page read ahead");
+        }
+        assert_eq!(run.counters().deletes_sent, 0);
+        assert!(run.is_running());
+    }
+}

@@ -742,6 +742,8 @@ pub struct World {
     pub restarts: u64,
     pub steps: u64,
     pub wakes: u64,
+    /// Sweep rows pages read beside a lookup and handed to the run.
+    pub rows_read_ahead: u64,
 }
 
 pub struct Ran {
@@ -762,6 +764,7 @@ impl World {
             restarts: 0,
             steps: 0,
             wakes: 0,
+            rows_read_ahead: 0,
         }
     }
 
@@ -820,6 +823,17 @@ impl World {
                     other => panic!("a lookup beside is a Clerk request, not {other:?}"),
                 })
                 .collect();
+            // And the sweep's next rows page beside its lookups, read now.
+            let rows = match action {
+                Action::Clerk { .. } if self.rng.f64() < 0.8 => {
+                    run.poll_rows_beside(UnixMillis(self.now))
+                }
+                _ => None,
+            };
+            let rows = rows.map(|action| match action {
+                Action::ApiGet { path_and_query } => self.api.list(&path_and_query, &mut self.rng),
+                other => panic!("rows beside are the main API's, not {other:?}"),
+            });
             let answer = match action {
                 Action::Finished => break,
                 Action::WakeAt(t) => {
@@ -855,9 +869,15 @@ impl World {
                 continue;
             }
             // All answers handled as they come, each then persisted.
-            let mut answers = vec![(latency, Some(answer), None, None)];
+            let mut answers = vec![(latency, Some(answer), None, None, None)];
             if let Some(ahead) = ahead {
-                answers.push((self.rng.i64(chaos.latency.clone()), None, Some(ahead), None));
+                answers.push((
+                    self.rng.i64(chaos.latency.clone()),
+                    None,
+                    Some(ahead),
+                    None,
+                    None,
+                ));
             }
             for lookup in beside {
                 answers.push((
@@ -865,10 +885,20 @@ impl World {
                     None,
                     None,
                     Some(lookup),
+                    None,
                 ));
             }
-            answers.sort_by_key(|(at, _, _, _)| *at);
-            for (at, answer, ahead, lookup) in answers {
+            if let Some(rows) = rows {
+                answers.push((
+                    self.rng.i64(chaos.latency.clone()),
+                    None,
+                    None,
+                    None,
+                    Some(rows),
+                ));
+            }
+            answers.sort_by_key(|(at, _, _, _, _)| *at);
+            for (at, answer, ahead, lookup, rows) in answers {
                 self.now = self.now.max(sent_at + at);
                 if let Some(answer) = answer {
                     run.handle(UnixMillis(self.now), answer);
@@ -878,6 +908,10 @@ impl World {
                 }
                 if let Some((path, answer)) = lookup {
                     run.handle_lookup_beside(UnixMillis(self.now), &path, answer);
+                }
+                if let Some(rows) = rows {
+                    self.rows_read_ahead += 1;
+                    run.handle_rows_beside(rows);
                 }
                 if chaos.p_restart > 0.0 {
                     stored = run.to_json();
