@@ -283,11 +283,12 @@ macro_rules! signup_rows_to_check {
 // ---- applying commands ----------------------------------------------------
 // The statements below apply a *chunk*: commands with distinct Clerk ids and
 // operation ids. `?1` is the chunk's commands as one JSON array: their
-// facts (objects, see [`facts`]) where a statement reads the users' data,
-// else only their operations (`[op, command, clerk_id, event_type]`
-// arrays, see [`ops`]), a quarter of the size: D1 copies each statement's
-// parameters across, and SQLite parses an element's whole text for each
-// `->>` on it. `?2` is the time. Each statement takes every command of the chunk
+// facts (objects, see [`facts`]) where a statement stores the users' data,
+// what a claim needs where it records claims ([`claims`]), else only their
+// operations (`[op, command, clerk_id, event_type]` arrays, see [`ops`]), a
+// quarter of the size: D1 copies each statement's parameters across, and
+// SQLite parses an element's whole text for each `->>` on it. `?2` is the
+// time. Each statement takes every command of the chunk
 // at once, so a chunk of 500 costs the same dozen statements as a chunk of
 // one: D1 runs each statement of a batch on its own, and preparing these is
 // most of what a statement costs.
@@ -331,15 +332,14 @@ WHERE (excluded.version, excluded.data_key, excluded.operation_id)
 /// of whose versions carried it verified (at its `created_at`).
 pub const RECORD_CLAIMS: &str = "\
 INSERT INTO link_claims (signup_id, clerk_id, claimed_at, created_with, verified)
-SELECT s.id, j.value ->> 'clerk_id',
-       CASE s.link_by WHEN 'external_id' THEN j.value ->> 'version' ELSE j.value ->> 'created_at' END,
-       CASE WHEN s.link_by = 'external_id' OR j.value ->> 'creation' = '1' THEN 1 ELSE 0 END,
-       CASE WHEN s.link_by = 'external_id' OR j.value ->> 'verified' = '1' THEN 1 ELSE 0 END
+SELECT s.id, j.value ->> 0,
+       CASE s.link_by WHEN 'external_id' THEN j.value ->> 1 ELSE j.value ->> 2 END,
+       CASE WHEN s.link_by = 'external_id' OR j.value ->> 3 = '1' THEN 1 ELSE 0 END,
+       CASE WHEN s.link_by = 'external_id' OR j.value ->> 4 = '1' THEN 1 ELSE 0 END
 FROM json_each(?1) j JOIN signups s
-  ON (s.link_by = 'external_id' AND s.id = j.value ->> 'external_id')
-  OR (s.link_by = 'email' AND s.email = j.value ->> 'email'
-      AND j.value ->> 'created_at' >= s.created_at)
-WHERE j.value ->> 'command' = 'upsert_user'
+  ON (s.link_by = 'external_id' AND s.id = j.value ->> 5)
+  OR (s.link_by = 'email' AND s.email = j.value ->> 6
+      AND j.value ->> 2 >= s.created_at)
 ON CONFLICT (signup_id, clerk_id) DO UPDATE SET
     claimed_at = MIN(claimed_at, excluded.claimed_at),
     created_with = MAX(created_with, excluded.created_with),
@@ -905,7 +905,7 @@ fn apply_chunk(chunk: &[&ValidCommand], now: &str) -> Vec<Statement> {
     let mut statements = vec![with_time(CLAIM_OPERATIONS, &ops)];
     if upserts {
         statements.push(alone(STORE_CLERK_USERS, &facts));
-        statements.push(alone(RECORD_CLAIMS, &facts));
+        statements.push(alone(RECORD_CLAIMS, &claims(chunk)));
     }
     if deletes {
         statements.push(alone(RECORD_DELETE_CLAIMS, &facts));
@@ -950,6 +950,32 @@ fn facts(chunk: &[&ValidCommand]) -> Value {
         })
         .collect();
     Value::Text(serde_json::Value::Array(list).to_string())
+}
+
+/// The upserts as the JSON parameter [`RECORD_CLAIMS`] takes: for each,
+/// what a claim needs, `[clerk_id, version, created_at, creation,
+/// verified, external_id, email]` (read as `->> 0` … `->> 6`), without the
+/// data it does not read (names, image URL).
+fn claims(chunk: &[&ValidCommand]) -> Value {
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let list: Vec<[Option<&str>; 7]> = chunk
+        .iter()
+        .filter(|c| c.kind() == CommandKind::UpsertUser)
+        .map(|c| {
+            let cmd = c.command();
+            let user = cmd.user.as_ref();
+            [
+                Some(cmd.clerk_id.as_str()),
+                Some(c.version()),
+                user.and_then(|u| u.created_at.as_deref()),
+                Some(flag(c.is_creation())),
+                Some(flag(c.verified_email().is_some())),
+                c.external_id(),
+                user.and_then(|u| u.email.as_deref()),
+            ]
+        })
+        .collect();
+    Value::Text(serde_json::to_string(&list).expect("strings always serialize"))
 }
 
 /// The commands as the JSON parameter the statements of a chunk that only
@@ -1030,7 +1056,7 @@ pub fn after_failure(c: &ValidCommand, now: &str, failure: &DbFailure) -> (ApiEr
         [op.into(), id.into(), detail.into(), now.into()],
     )];
     if cmd.command == CommandKind::UpsertUser {
-        statements.push(stmt(RECORD_CLAIMS, [facts(&[c])]));
+        statements.push(stmt(RECORD_CLAIMS, [claims(&[c])]));
         statements.push(stmt(FAILED_LINK, [id.into(), op.into()]));
         statements.push(stmt(
             FAILED_PLACEHOLDER,
@@ -1438,24 +1464,21 @@ mod tests {
             s[s.len() - 3..],
             [SET_OUTCOMES, AUDIT_APPLIED, READ_OUTCOMES]
         );
-        // The claim: external id, email, created_at, a creation, verified.
+        // The claim: external id, email, created_at, a creation, verified
+        // (positions 5, 6, 2, 3, 4 of [`claims`]), and nothing it does not read.
         let f = facts_of(&b.statements[2]);
         assert_eq!(
-            [
-                &f[0]["external_id"],
-                &f[0]["email"],
-                &f[0]["created_at"],
-                &f[0]["creation"],
-                &f[0]["verified"]
-            ],
+            [&f[0][5], &f[0][6], &f[0][2], &f[0][3], &f[0][4], &f[0][0]],
             [
                 &json!("42"),
                 &json!("a@example.com"),
                 &json!("2024-01-05T04:46:40.000Z"),
                 &json!("1"),
-                &json!("1")
+                &json!("1"),
+                &json!("user_1")
             ]
         );
+        assert_eq!(f[0].as_array().map(Vec::len), Some(7));
         // The rendering statements take the chunk's Clerk ids.
         let render = b.statements.iter().find(|s| s.sql == RENDER_STATE).unwrap();
         assert_eq!(render.params[0], Value::from(r#"["user_1"]"#));
