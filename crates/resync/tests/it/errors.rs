@@ -960,8 +960,9 @@ fn a_page_read_ahead_survives_nothing_it_should_not() {
     assert_eq!(run.poll_prefetch(at(120)), None);
 }
 
-/// A sweep at the rows page, lookups of one id each: `user_0` to `user_3`.
-fn at_sweep_lookups(rate_limit_per_10s: u32) -> Run {
+/// A run whose sweep asked for its first rows page at 40 (no Clerk users),
+/// lookups of one id each.
+fn at_sweep_rows(rate_limit_per_10s: u32) -> Run {
     let mut run = new_run(
         Scope::All,
         RunConfig {
@@ -975,6 +976,12 @@ fn at_sweep_lookups(rate_limit_per_10s: u32) -> Run {
     clerk(run.poll(at(20)));
     run.handle(at(30), ok("[]"));
     api_get(run.poll(at(40)));
+    run
+}
+
+/// A sweep at the rows page, lookups of one id each: `user_0` to `user_3`.
+fn at_sweep_lookups(rate_limit_per_10s: u32) -> Run {
+    let mut run = at_sweep_rows(rate_limit_per_10s);
     let rows: Vec<Value> = (0..4)
         .map(|i| json!({"clerk_id": format!("user_{i}"), "deleted": false}))
         .collect();
@@ -1086,18 +1093,7 @@ fn the_sweeps_next_rows_page_is_read_beside_its_lookups() {
         ok(json!({"users": rows, "next_after": next}).to_string())
     };
     for fails in [false, true] {
-        let mut run = new_run(
-            Scope::All,
-            RunConfig {
-                lookup_size: 1,
-                ..RunConfig::default()
-            },
-        );
-        clerk(run.poll(at(0)));
-        run.handle(at(10), count(0));
-        clerk(run.poll(at(20)));
-        run.handle(at(30), ok("[]"));
-        api_get(run.poll(at(40)));
+        let mut run = at_sweep_rows(RunConfig::default().rate_limit_per_10s);
         run.handle(at(50), page(0..5, Some("user_4")));
         assert_eq!(run.poll_rows_beside(at(55)), None, "no lookup in flight");
         assert_eq!(clerk(run.poll(at(60))), lookup(0));
