@@ -216,7 +216,10 @@ def write():
         if body == "3KB":
             add(f"- 3KB: CPU per request at most 0.9× the JavaScript relay's: {met(vj <= 0.9)} ({vj:.2f}×); "
                 f"requests/s at least equal: {met(rr >= 1)} ({rr:.2f}×); overhead over the floor at most "
-                f"0.15 ms: {met(of <= 0.15)} ({of:.3f} ms).")
+                f"0.15 ms: {met(of <= 0.15)} ({of:.3f} ms)."
+                + (" Requests/s here follow the CPU per request: wrk, workerd and the stand-in API share the 2 "
+                   "cores, so a relay that costs more CPU per request answers fewer of them (the reason below)."
+                   if rr < 1 else ""))
         elif body == "64KB":
             add(f"- 64KB: CPU per request at most 0.8× the JavaScript relay's: {met(vj <= 0.8)} ({vj:.2f}×) "
                 f"(overhead over the floor {of:.3f} ms).")
@@ -276,6 +279,15 @@ average 1–2.7 at the end of each), one after another:
 - **The sweep's next rows page read beside a page's lookups** (kept; `Run::poll_rows_beside`): the
   sweep went from 11.9–13.3 s to 10.3 s. Its 1,000 lookups are now within a few percent of Clerk's
   limit (1000 per 10 s).
+- **Then `RECORD_CLAIMS` given only what a claim reads** (kept; names and image URLs no longer in its
+  parameter): two runs after it took 45.5 s (2,196 users/s) and 59.4 s (1,682 users/s), one after the
+  other, the main API's `workerd` using 31.0 s and 34.9 s of CPU where the runs above used 27 s: the
+  machine itself slowed between runs, by more than this change could show.
+- **How steady the figure is:** of the seven runs of the code as it now is or nearly (the last two
+  columns, the two runs just above, and the `npm run bench` run in the table at the top of this
+  section, taken before the `RECORD_CLAIMS` change), six ran at 1,950 users/s or more and four above
+  2,000. On this shared 2-core machine the same build moves by ±15% between runs (its own CPU time
+  moves too, not only the waiting), so the goal is met by the typical run, not by every run.
 - **Where the rest goes, measured, not changed:**
   - `wrangler dev`'s inspector: in `perf` during the upsert phase of a 40,000-user run, the relay's `wrangler dev` node
     process is the second busiest (18% of the samples, mostly parsing JSON), and the second `workerd`
@@ -527,6 +539,12 @@ def cold_section(add, load):
             f"process's CPU to its first answer ({share['wasm_compile_samples']} of {share['samples']} `perf` samples at "
             "20 kHz in V8's `wasm::` decoder, compilers, lazy compilation and instance builder; one profiled start).")
     add(f"- Goal: at most 1.2× the JavaScript relay's: {met(med(wall) <= 1.2)} ({med(wall):.2f}× wall).")
+    if med(wall) > 1.2:
+        lo, hi = min(wall), max(wall)
+        add(f"- Why not, and the next step: the ratio's own spread here ({lo:.2f}×–{hi:.2f}×) is wider than the "
+            "goal's margin, and it moved between 1.00× and 1.32× across earlier runs of unchanged builds (*What "
+            "was tried*); what the Rust relay adds for certain is compiling and instantiating its wasm (the share "
+            "above), which only a smaller module reduces: the same size question as the 3 KB goals.")
     add("")
 
 
