@@ -11,13 +11,13 @@
 #   3. bundle sizes from `wrangler deploy --dry-run`;
 #   4. benches/crossings.py counts the JS<->wasm crossings of one delivery,
 #      benches/profile.py profiles each relay under load (perf, if present);
-#   5. one full re-sync of RESYNC_BENCH_USERS (100,000) stand-in users into
-#      the local D1 (scripts/bench-resync.sh);
+#   5. full re-syncs of RESYNC_BENCH_USERS (100,000) stand-in users into
+#      the local D1, RESYNC_BENCH_RUNS (3) of them (scripts/bench-resync.sh);
 #   6. a burst of QUEUE_BENCH_DELIVERIES (20,000) deliveries, direct mode
 #      against queue mode, into the local D1 (bench::bench_burst_direct_vs_queue);
 #   7. benches/report.py writes BENCHMARKS.md.
 # About 20-25 minutes on 2 cores from a clean clone (most of it the first
-# optimized build and the re-sync run). All traffic stays on 127.0.0.1 and every run is bounded.
+# optimized build and the re-sync runs). All traffic stays on 127.0.0.1 and every run is bounded.
 # Not part of `npm test`; the size budget is (scripts/check-size.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,8 +64,8 @@ step "where the CPU goes (benches/profile.py; needs perf)"
 rm -f target/bench/profile.json
 python3 benches/profile.py || echo "bench: the profile failed; BENCHMARKS.md goes without it" >&2
 
-step "re-sync: one full run of ${RESYNC_BENCH_USERS:-100000} users into D1 (scripts/bench-resync.sh)"
-rm -f target/bench/resync.json
+step "re-sync: ${RESYNC_BENCH_RUNS:-3} full runs of ${RESYNC_BENCH_USERS:-100000} users into D1 (scripts/bench-resync.sh)"
+rm -f target/bench/resync.json target/bench/resync-*.json
 bash scripts/bench-resync.sh || echo "bench: the re-sync run failed; BENCHMARKS.md goes without it" >&2
 
 step "delivery modes: a burst of ${QUEUE_BENCH_DELIVERIES:-20000} deliveries, direct vs queue, into D1"
