@@ -101,6 +101,25 @@ function makeId(prefix, rand) {
   return prefix + String.fromCharCode.apply(null, idCodes);
 }
 
+/** KSUID's epoch (2014-05-13T16:53:20Z), in seconds. */
+const KSUID_EPOCH_S = 1_400_000_000n;
+
+/**
+ * A user id as Clerk makes them: a KSUID, 4 bytes of seconds since the
+ * KSUID epoch then 16 random bytes, as 27 base62 characters, so ids sort by
+ * creation time (to the second), as users' rows, indexes and cursors see
+ * them in production.
+ */
+function makeUserId(createdAtMs, rand) {
+  let n = BigInt(Math.floor(createdAtMs / 1000)) - KSUID_EPOCH_S;
+  for (let i = 0; i < 4; i++) n = (n << 32n) | BigInt(Math.floor(rand() * 2 ** 32));
+  for (let i = 26; i >= 0; i--) {
+    idCodes[i] = B62_CODES[Number(n % 62n)];
+    n /= 62n;
+  }
+  return 'user_' + String.fromCharCode.apply(null, idCodes);
+}
+
 // --------------------------------------------------------------- users: shape
 
 const GRAVATAR = 'https://www.gravatar.com/avatar?d=mp';
@@ -248,7 +267,7 @@ export function generateUsers(count, seed) {
   for (let i = 0; i < count; i++) {
     t += 1 + Math.floor(rand() * 60_000); // strictly increasing, about a minute apart
     const createdAt = t;
-    const id = makeId('user_', rand);
+    const id = makeUserId(createdAt, rand);
     const emailId = makeId('idn_', rand);
     const n = String(i).padStart(6, '0');
     const first = FIRST[Math.floor(rand() * FIRST.length)];
@@ -638,9 +657,9 @@ export function createStandin(options = {}) {
   function createRecord(body) {
     checkUserFields(body);
     if (body.id !== undefined && (typeof body.id !== 'string' || body.id === '')) throw new ControlError(400, 'id must be a non-empty string');
-    const id = body.id ?? makeId('user_', idRand);
-    if (index.has(id)) throw new ControlError(409, `a user with id ${id} already exists`);
     const createdAt = body.created_at ?? nextStamp();
+    const id = body.id ?? makeUserId(createdAt, idRand);
+    if (index.has(id)) throw new ControlError(409, `a user with id ${id} already exists`);
     const r = { ...body, id, created_at: createdAt, updated_at: body.updated_at ?? createdAt };
     delete r.email;
     delete r.email_verified;

@@ -205,6 +205,27 @@ test('GET /v1/users is a bare array of Clerk user objects: 10 by default, newest
   for (let i = 1; i < r.body.length; i++) assert.ok(r.body[i - 1].created_at > r.body[i].created_at);
 });
 
+test('user ids are KSUIDs, as Clerk\'s: they sort by creation time to the second', async () => {
+  const all = await truth();
+  assert.ok(all.length > 10);
+  let pairs = 0;
+  for (let i = 1; i < all.length; i++) {
+    const [a, b] = [all[i - 1], all[i]];
+    if (Math.floor(a.created_at / 1000) < Math.floor(b.created_at / 1000)) {
+      assert.ok(a.id < b.id, `${a.id} (created ${a.created_at}) sorts before ${b.id} (created ${b.created_at})`);
+      pairs += 1;
+    }
+  }
+  assert.ok(pairs > 0);
+  // The first 4 bytes of the 20 are the seconds since the KSUID epoch.
+  const seconds = BigInt(Math.floor(all[0].created_at / 1000)) - 1_400_000_000n;
+  let n = 0n;
+  for (const c of all[0].id.slice('user_'.length)) {
+    n = n * 62n + BigInt('0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'.indexOf(c));
+  }
+  assert.equal(n >> 128n, seconds, 'the first 4 bytes are the seconds since the KSUID epoch');
+});
+
 test('limit must be 1..500 and offset >= 0, else 422 form_param_value_invalid', async () => {
   await fresh(600, 4);
   for (const bad of ['0', '501', '-1', 'abc', '', '10.5', '1e2']) {
