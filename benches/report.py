@@ -291,6 +291,15 @@ average 1–2.7 at the end of each), one after another:
   this shared 2-core machine the same build moves by ±15% between runs (its own CPU time moves too,
   not only the waiting). Since then `scripts/bench-resync.sh` makes three runs and the table at the
   top of this section is their median run, with each run's figure beside it.
+- **The Clerk stand-in's user ids made KSUIDs, as Clerk's are** (kept; `standins/clerk-api`): its ids
+  were random after the first character, where Clerk's are KSUIDs whose first 4 bytes are the creation
+  time, so they sort by creation time. A re-sync pages users by creation time, so with Clerk's ids every
+  insert keyed by Clerk id (`clerk_users`, `users.clerk_id`, `applied_operations` through the
+  operation id, the audit's index) lands near one end of its index; with random ids each lands on a
+  random page, and local D1 reads and writes each page (below). Interleaved A/B (KSUID, random, KSUID,
+  random): 28.8 s, 46.3 s, 30.0 s, 42.8 s; the median batch 72, 170, 79 and 158 ms; the main API's
+  `workerd` CPU 16.6, 27.8, 14.3 and 27.9 s. The figures at the top of this section are with Clerk's
+  ids; the runs above them in this round were with random ids.
 - **Where the rest goes, measured, not changed:**
   - `wrangler dev`'s inspector: in `perf` during the upsert phase of a 40,000-user run, the relay's `wrangler dev` node
     process is the second busiest (18% of the samples, mostly parsing JSON), and the second `workerd`
@@ -298,7 +307,8 @@ average 1–2.7 at the end of each), one after another:
     (`InspectorProxyWorker`), so each subrequest becomes DevTools events: `capnp::JsonCodec::encodeString`,
     base64 and copies in the runtime, `JSON.parse` in node. The CLI has no option to turn the inspector
     off (`dev.inspector = false` exists only for programmatic `startWorker`); production has none.
-  - Local D1's I/O: `strace -c` on the main API's `workerd` for 10 s of the upsert phase counted
+  - Local D1's I/O (with the stand-in's random ids, before the change above): `strace -c` on the main
+    API's `workerd` for 10 s of the upsert phase counted
     99,877 `pread64` and 107,143 `pwrite64` of 4 KiB pages (a 500-row batch writes into about ten
     B-trees, tables and indexes, at random keys, and SQLite's page cache is smaller than the
     database), and 29% of its `perf` samples are in the kernel.
@@ -471,9 +481,11 @@ def resync_section(add):
             "also encoded as DevTools events and parsed by wrangler. Production has no inspector, and "
             "`wrangler dev` has no switch to turn it off (measured 2026-12-08, below).")
     add("- Next step: measure on real D1 and the platform, where a batch runs beside nothing of the run's own "
-        "and without `wrangler dev`'s inspector. Locally the upsert phase is now the batches "
-        f"({d1_s:.0f} s of {r.get('upsert_phase_s') or 0:.0f} s), each mostly SQLite and its page I/O in the main "
-        "API's `workerd` (below).")
+        "and without `wrangler dev`'s inspector. Locally the batches take "
+        f"{d1_s:.0f} s of the upsert phase's {r.get('upsert_phase_s') or 0:.0f} s, and the sweep "
+        f"({r.get('sweep_phase_s') or 0:.0f} s) runs at Clerk's rate limit: what would shorten a run further "
+        "is the sweep's lookups sent during the upsert phase, whose Clerk requests leave most of the "
+        "limit unused (not tried).")
     add(f"- 1,000,000 users on the platform, estimated: Clerk's production limit alone allows a full run "
         f"in about {(1 + 2_001 + 10_000) / 100:.0f} s "
         "(12,002 requests at 100 per s); at the batch rate measured here "
