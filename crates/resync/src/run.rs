@@ -444,35 +444,34 @@ fn api_code(error: Option<&str>) -> &str {
     }
 }
 
-/// A Clerk page read ahead of its turn. Not persisted. Its `Debug` shows
-/// the count only: it holds users' emails and names.
+/// A page read ahead of its turn, beside the request in flight: a Clerk
+/// page's users, or a sweep rows page's answer. Not persisted. Its `Debug`
+/// shows the path only: what was read holds emails and names.
 #[derive(Clone)]
-struct Prefetched {
+struct ReadAhead<T> {
     path_and_query: String,
-    entries: Vec<Entry>,
+    read: T,
 }
 
-impl std::fmt::Debug for Prefetched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prefetched")
-            .field("users", &self.entries.len())
-            .finish_non_exhaustive()
+impl<T> ReadAhead<T> {
+    fn is_for(slot: &Option<Self>, path_and_query: &str) -> bool {
+        slot.as_ref()
+            .is_some_and(|a| a.path_and_query == path_and_query)
+    }
+
+    /// What was read for `path_and_query`, when the run gets to it; a page
+    /// read for another path is dropped (the run moved past it).
+    fn take_for(slot: &mut Option<Self>, path_and_query: &str) -> Option<T> {
+        slot.take()
+            .filter(|a| a.path_and_query == path_and_query)
+            .map(|a| a.read)
     }
 }
 
-/// A rows page of the sweep read ahead of its turn: the main API's answer,
-/// read when its turn comes. Not persisted. Its `Debug` shows the size
-/// only: it holds emails.
-#[derive(Clone)]
-struct RowsAhead {
-    path_and_query: String,
-    body: Vec<u8>,
-}
-
-impl std::fmt::Debug for RowsAhead {
+impl<T> std::fmt::Debug for ReadAhead<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowsAhead")
-            .field("bytes", &self.body.len())
+        f.debug_struct("ReadAhead")
+            .field("path_and_query", &self.path_and_query)
             .finish_non_exhaustive()
     }
 }
@@ -523,7 +522,7 @@ pub struct Run {
     prefetch_in_flight: Option<String>,
     /// That page's users, read: taken when the run gets to it.
     #[serde(skip)]
-    prefetched: Option<Prefetched>,
+    prefetched: Option<ReadAhead<Vec<Entry>>>,
     /// The paths of the sweep's lookups asked for beside the one in flight.
     #[serde(skip)]
     lookups_beside: Vec<String>,
@@ -532,7 +531,7 @@ pub struct Run {
     rows_in_flight: Option<String>,
     /// That page, read (the main API's answer): taken when the run gets to it.
     #[serde(skip)]
-    rows_ahead: Option<RowsAhead>,
+    rows_ahead: Option<ReadAhead<Vec<u8>>>,
     #[serde(skip)]
     logs: VecDeque<LogRecord>,
 }
@@ -698,11 +697,7 @@ impl Run {
             return None;
         };
         let path_and_query = list_path(self.config.page_size(), after.first().map(String::as_str));
-        if self
-            .prefetched
-            .as_ref()
-            .is_some_and(|p| p.path_and_query == path_and_query)
-        {
+        if ReadAhead::is_for(&self.prefetched, &path_and_query) {
             return None;
         }
         if self.clerk_sent.next_slot(now, self.config.rate_limit()) > now {
@@ -727,9 +722,9 @@ impl Run {
             return;
         };
         if let Ok(entries) = parse_users(&body, self.config.page_size() as usize) {
-            self.prefetched = Some(Prefetched {
+            self.prefetched = Some(ReadAhead {
                 path_and_query,
-                entries,
+                read: entries,
             });
         }
     }
@@ -865,11 +860,7 @@ impl Run {
             return None;
         };
         let path_and_query = rows_path(RowFilter::Live, Some(after), self.config.rows_limit());
-        if self
-            .rows_ahead
-            .as_ref()
-            .is_some_and(|r| r.path_and_query == path_and_query)
-        {
+        if ReadAhead::is_for(&self.rows_ahead, &path_and_query) {
             return None;
         }
         self.rows_in_flight = Some(path_and_query.clone());
@@ -892,9 +883,9 @@ impl Run {
             ..
         } = answer
         {
-            self.rows_ahead = Some(RowsAhead {
+            self.rows_ahead = Some(ReadAhead {
                 path_and_query,
-                body,
+                read: body,
             });
         }
     }
@@ -925,34 +916,30 @@ impl Run {
             Phase::Upsert { after } => {
                 let path_and_query =
                     list_path(self.config.page_size(), after.first().map(String::as_str));
-                if let Some(ahead) = self.prefetched.take() {
-                    if ahead.path_and_query == path_and_query {
-                        // As if asked and answered now: the request was counted when sent.
-                        self.rate_limited = 0;
-                        match self.take_page(now, ahead.entries) {
-                            Ok(()) => self.attempts = 0,
-                            Err(BadResponse(message)) => {
-                                self.retry(now, ErrorCode::ClerkBadResponse, message.to_owned())
-                            }
+                if let Some(entries) = ReadAhead::take_for(&mut self.prefetched, &path_and_query) {
+                    // As if asked and answered now: the request was counted when sent.
+                    self.rate_limited = 0;
+                    match self.take_page(now, entries) {
+                        Ok(()) => self.attempts = 0,
+                        Err(BadResponse(message)) => {
+                            self.retry(now, ErrorCode::ClerkBadResponse, message.to_owned())
                         }
-                        return None;
                     }
+                    return None;
                 }
                 Some((Request::ClerkPage, Action::Clerk { path_and_query }))
             }
             Phase::Sweep { after } => {
                 let path_and_query = rows_path(RowFilter::Live, after.as_deref(), rows_limit);
-                if let Some(ahead) = self.rows_ahead.take() {
-                    if ahead.path_and_query == path_and_query {
-                        // As if asked and answered now.
-                        match self.on_rows(now, &ahead.body) {
-                            Ok(()) => self.attempts = 0,
-                            Err(BadResponse(message)) => {
-                                self.retry(now, ErrorCode::ApiBadResponse, message.to_owned())
-                            }
+                if let Some(body) = ReadAhead::take_for(&mut self.rows_ahead, &path_and_query) {
+                    // As if asked and answered now.
+                    match self.on_rows(now, &body) {
+                        Ok(()) => self.attempts = 0,
+                        Err(BadResponse(message)) => {
+                            self.retry(now, ErrorCode::ApiBadResponse, message.to_owned())
                         }
-                        return None;
                     }
+                    return None;
                 }
                 Some((Request::ApiRows, Action::ApiGet { path_and_query }))
             }
