@@ -921,11 +921,19 @@ fn apply_chunk(chunk: &[&ValidCommand], now: &str) -> Vec<Statement> {
     statements
 }
 
+/// A yes/no fact as the statements compare it (`= '1'`).
+fn flag(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 /// The commands as the JSON parameter the statements of a chunk that read
 /// the users' data take with `json_each`: for each, what those statements
 /// need, under the names they use.
 fn facts(chunk: &[&ValidCommand]) -> Value {
-    let flag = |b: bool| if b { "1" } else { "0" };
     let list: Vec<serde_json::Value> = chunk
         .iter()
         .map(|c| {
@@ -957,7 +965,6 @@ fn facts(chunk: &[&ValidCommand]) -> Value {
 /// verified, external_id, email]` (read as `->> 0` … `->> 6`), without the
 /// data it does not read (names, image URL).
 fn claims(chunk: &[&ValidCommand]) -> Value {
-    let flag = |b: bool| if b { "1" } else { "0" };
     let list: Vec<[Option<&str>; 7]> = chunk
         .iter()
         .filter(|c| c.kind() == CommandKind::UpsertUser)
